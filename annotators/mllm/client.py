@@ -1,0 +1,205 @@
+"""A chat-completions client for any OpenAI-compatible server (vLLM, SGLang, a hosted model).
+
+What it adds to the `openai` package: images as bounded base64 JPEG, an on-disk answer cache, a concurrency
+limit shared by all threads of a run, and per-run accounting (requests, retries, tokens, failures). Retries
+with exponential backoff on 429/5xx/timeouts are the `openai` client's own (`max_retries`); we count them.
+The API key is read from an environment variable at construction and lives only inside the `openai` client:
+it is never part of `MLLMConfig`, of any record, cache file or log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import openai
+from PIL import Image
+
+from annotators.mllm.cache import ResponseCache, cache_key
+
+# GEdit-Bench (run_gedit_score.py) resizes both images to about 512x512 pixels of area before judging;
+# the same bound keeps requests small and makes our scores comparable with the published protocol.
+DEFAULT_MAX_AREA = 512 * 512
+
+
+@dataclass
+class MLLMConfig:
+    base_url: str
+    model: str
+    # The *name* of the variable holding the key; the key itself is never stored here.
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    concurrency: int = 8
+    max_area: int = DEFAULT_MAX_AREA
+    jpeg_quality: int = 90
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    cache_dir: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ChatAnswer:
+    text: str | None
+    error: str | None = None  # None when ok; else "timeout", "connection", "http_429", "http_500", ...
+    cached: bool = False
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Usage:
+    """Counters for one run; thread-safe. Written into run.json under "judge" by the filter."""
+
+    calls: int = 0  # chat() calls
+    cache_hits: int = 0
+    http_requests: int = 0  # every HTTP attempt, retries included
+    http_status: Counter[str] = field(default_factory=Counter)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    request_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, value in deltas.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def count(self, counter: str, key: str) -> None:
+        with self._lock:
+            getattr(self, counter)[key] += 1
+
+    def to_record(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls": self.calls,
+                "cache_hits": self.cache_hits,
+                "http_requests": self.http_requests,
+                "retries": max(0, self.http_requests - (self.calls - self.cache_hits)),
+                "http_status": dict(self.http_status),
+                "tokens_in": self.tokens_in,
+                "tokens_out": self.tokens_out,
+                "failures": dict(self.failures),
+                "request_seconds": round(self.request_seconds, 3),
+            }
+
+
+def prepare_image(image: bytes | np.ndarray | Image.Image, max_area: int = DEFAULT_MAX_AREA,
+                  quality: int = 90) -> bytes:
+    """Any image -> RGB JPEG bytes with width*height <= max_area, aspect ratio kept (floor, as GEdit)."""
+    if isinstance(image, bytes):
+        img = Image.open(io.BytesIO(image))
+    elif isinstance(image, np.ndarray):
+        img = Image.fromarray(image)
+    else:
+        img = image
+    img = img.convert("RGB")
+    w, h = img.size
+    if w * h > max_area:
+        scale = (max_area / (w * h)) ** 0.5
+        img = img.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+class MLLMClient:
+    """Thread-safe; share one instance between the worker threads of a run."""
+
+    def __init__(self, config: MLLMConfig) -> None:
+        self.config = config
+        self.usage = Usage()
+        self.cache = ResponseCache(config.cache_dir) if config.cache_dir else None
+        self._slots = threading.BoundedSemaphore(config.concurrency)
+        # Local vLLM/SGLang servers accept any key; "EMPTY" is their documented convention.
+        api_key = os.environ.get(config.api_key_env) or "EMPTY"
+        http_client = openai.DefaultHttpx2Client(
+            event_hooks={"request": [self._on_request], "response": [self._on_response]},
+        )
+        self._openai = openai.OpenAI(
+            api_key=api_key,
+            base_url=config.base_url,
+            timeout=config.timeout_s,
+            max_retries=config.max_retries,
+            http_client=http_client,
+        )
+
+    def _on_request(self, request: Any) -> None:
+        self.usage.add(http_requests=1)
+
+    def _on_response(self, response: Any) -> None:
+        self.usage.count("http_status", str(response.status_code))
+
+    def close(self) -> None:
+        self._openai.close()
+
+    def __enter__(self) -> MLLMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def chat(self, prompt: str, images: list[bytes], extra: dict[str, Any] | None = None) -> ChatAnswer:
+        """One user turn: the prompt text, then the images (JPEG bytes from `prepare_image`), in order.
+
+        `extra` enters the cache key only (attempt number, candidate index) so that a deliberate second
+        question with the same prompt is not answered from the cache.
+        """
+        self.usage.add(calls=1)
+        key = cache_key(self.config.model, prompt, [hashlib.sha256(b).hexdigest() for b in images], extra)
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            self.usage.add(cache_hits=1)
+            return ChatAnswer(text=hit["text"], cached=True, tokens_in=hit["tokens_in"],
+                              tokens_out=hit["tokens_out"])
+        content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
+        for jpeg in images:
+            b64 = base64.b64encode(jpeg).decode("ascii")
+            content.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{b64}"}})
+        start = time.perf_counter()
+        try:
+            with self._slots:
+                completion = self._openai.chat.completions.create(
+                    model=self.config.model,
+                    messages=[{"role": "user", "content": content}],
+                    temperature=self.config.temperature,
+                    max_tokens=self.config.max_tokens,
+                )
+        except openai.APITimeoutError:
+            return self._failed("timeout", start)
+        except openai.APIConnectionError:
+            return self._failed("connection", start)
+        except openai.APIStatusError as err:
+            return self._failed(f"http_{err.status_code}", start)
+        self.usage.add(request_seconds=time.perf_counter() - start)
+        text = completion.choices[0].message.content if completion.choices else None
+        if text is None:
+            # An empty choice list or a null content is an answer we cannot use, not a transport error.
+            text = ""
+        tokens_in = completion.usage.prompt_tokens if completion.usage else 0
+        tokens_out = completion.usage.completion_tokens if completion.usage else 0
+        self.usage.add(tokens_in=tokens_in, tokens_out=tokens_out)
+        if self.cache is not None:
+            self.cache.put(key, {"model": self.config.model, "text": text,
+                                 "tokens_in": tokens_in, "tokens_out": tokens_out})
+        return ChatAnswer(text=text, tokens_in=tokens_in, tokens_out=tokens_out)
+
+    def _failed(self, reason: str, start: float) -> ChatAnswer:
+        self.usage.add(request_seconds=time.perf_counter() - start)
+        self.usage.count("failures", reason)
+        return ChatAnswer(text=None, error=reason)

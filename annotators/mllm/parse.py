@@ -1,0 +1,54 @@
+"""Pulling the JSON object out of a model's answer.
+
+Servers wrap JSON in prose or ```json fences, or add a sentence after it; all of that is accepted. What is not
+accepted is anything we would have to guess at: a missing key, a wrong number of scores, a score outside 0-10.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_decoder = json.JSONDecoder()
+
+
+def extract_json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object (dict) anywhere in `text`, or None."""
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = _decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            return value
+        start = text.find("{", start + 1)
+    return None
+
+
+def _as_score(value: Any) -> float | None:
+    if isinstance(value, bool):  # bool is an int subclass; True is not a score
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and 0.0 <= float(value) <= 10.0:
+        return float(value)
+    return None
+
+
+def parse_score_pair(text: str) -> tuple[list[float], str] | None:
+    """VIEScore answer -> ([s1, s2], reasoning), or None when it cannot be read without guessing."""
+    obj = extract_json_object(text)
+    if obj is None:
+        return None
+    raw = obj.get("score")
+    if not isinstance(raw, list) or len(raw) != 2:
+        return None
+    scores = [_as_score(v) for v in raw]
+    if any(s is None for s in scores):
+        return None
+    reasoning = obj.get("reasoning", "")
+    return [float(s) for s in scores if s is not None], str(reasoning)
