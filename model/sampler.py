@@ -1,0 +1,196 @@
+"""Step1X-Edit sampling: resize, encode, rectified-flow Euler with CFG, decode, resize back.
+
+Defaults follow the reference inference script: size_level 512, 28 steps, CFG 6.0 against the empty
+instruction with the same image, the FLUX resolution shift (mu from the target token count), and for v1.1
+the norm-damped CFG while t > 0.93.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
+from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+from PIL import Image
+
+from model.latents import decode_latents, encode_images, pack, unpack, vae_downsample
+from model.mllm import Step1XMLLMEncoder
+from model.transformer import Step1XEditTransformer
+
+CFG_TRUNCATE = {"v1.0": 1.0, "v1.1": 0.93}  # v1.0 passes 1.0, so its damping is never active
+CFG_NORM_POWER = 0.4
+
+
+def resize_for_size_level(width: int, height: int, size_level: int, multiple: int = 16) -> tuple[int, int]:
+    """Area about size_level^2, aspect kept, both sides floored to a multiple of 16 (the reference rule)."""
+    r = width / height
+    if width > height:
+        w = math.ceil(math.sqrt(size_level**2 * r))
+        h = math.ceil(w / r)
+    else:
+        h = math.ceil(math.sqrt(size_level**2 / r))
+        w = math.ceil(h * r)
+    return max(multiple, w // multiple * multiple), max(multiple, h // multiple * multiple)
+
+
+def make_scheduler() -> FlowMatchEulerDiscreteScheduler:
+    # With these bounds calculate_shift reproduces Step1X's mu = 0.5 + 0.65 (L - 256) / 3840.
+    return FlowMatchEulerDiscreteScheduler(
+        use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
+    )
+
+
+def damped_cfg(cond: torch.Tensor, uncond: torch.Tensor, scale: float, damp: bool) -> torch.Tensor:
+    """uncond + scale * diff, where diff is divided by max(1, |diff|)^0.4 per token when damped."""
+    diff = cond - uncond  # [B, N, 64]
+    if damp:
+        norm = diff.float().norm(dim=-1, keepdim=True).clamp(min=1.0)  # per-token norm over channels
+        diff = diff / norm.pow(CFG_NORM_POWER).to(diff.dtype)
+    return uncond + scale * diff
+
+
+@dataclass
+class EditResult:
+    images: list[Image.Image]
+    latents: list[torch.Tensor]  # final normalised latents [C, h, w] per image, for comparisons
+
+
+class Step1XEditSampler:
+    """Python API: `Step1XEditSampler(transformer, vae, encoder).edit(images, instructions)`.
+
+    offload=True keeps every component on the CPU and moves each to `device` only while it runs
+    (the reference's --offload), trading time for peak memory.
+    """
+
+    def __init__(
+        self,
+        transformer: Step1XEditTransformer,
+        vae: AutoencoderKL,
+        encoder: Step1XMLLMEncoder,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        version: str = "v1.1",
+        offload: bool = False,
+    ) -> None:
+        self.transformer = transformer.eval()
+        self.vae = vae.eval()
+        self.encoder = encoder
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.cfg_truncate = CFG_TRUNCATE[version]
+        self.offload = offload
+        self.lora_scale = 1.0
+        if not offload:
+            self.transformer.to(self.device)
+            self.vae.to(self.device)
+            self.encoder.model.to(self.device)
+
+    @contextlib.contextmanager
+    def _on_device(self, module: torch.nn.Module) -> Iterator[None]:
+        if self.offload:
+            module.to(self.device)
+        try:
+            yield
+        finally:
+            if self.offload:
+                module.to("cpu")
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    def load_lora(self, path: str, adapter_name: str = "edit", scale: float = 1.0) -> None:
+        """Load a LoRA adapter saved by `step1x-train` (diffusers/peft safetensors) into the DiT."""
+        self.transformer.dit.load_lora_adapter(path, prefix=None, adapter_name=adapter_name)
+        self.lora_scale = scale
+
+    def quantize_fp8(self) -> None:
+        """fp8 dynamic-activation + fp8 weight linears in the DiT through torchao (lossy; needs a Hopper GPU)."""
+        try:
+            from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+        except ImportError as e:
+            raise ImportError("fp8 needs torchao: pip install torchao") from e
+        quantize_(self.transformer.dit, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+
+    @torch.no_grad()
+    def edit(
+        self,
+        images: list[Image.Image],
+        instructions: list[str],
+        size_level: int = 512,
+        num_steps: int = 28,
+        guidance: float = 6.0,
+        seed: int = 42,
+    ) -> EditResult:
+        """Edit each image by its instruction. Images that resize to the same size run as one batch."""
+        if len(images) != len(instructions):
+            raise ValueError("one instruction per image")
+        sizes = [resize_for_size_level(im.width, im.height, size_level) for im in images]
+        out_images: list[Image.Image | None] = [None] * len(images)
+        out_latents: list[torch.Tensor | None] = [None] * len(images)
+        for size in dict.fromkeys(sizes):
+            idx = [i for i, s in enumerate(sizes) if s == size]
+            resized = [images[i].convert("RGB").resize(size, Image.LANCZOS) for i in idx]
+            latents = self._edit_batch(resized, [instructions[i] for i in idx], num_steps, guidance, seed)
+            decoded = self._decode(latents)
+            for j, i in enumerate(idx):
+                out_images[i] = decoded[j].resize(images[i].size, Image.LANCZOS)
+                out_latents[i] = latents[j].float().cpu()
+        return EditResult(out_images, out_latents)  # type: ignore[arg-type]
+
+    def _edit_batch(
+        self, images: list[Image.Image], instructions: list[str], num_steps: int, guidance: float, seed: int
+    ) -> torch.Tensor:
+        b = len(images)
+        width, height = images[0].size
+        # cond and uncond ("" with the same image) are encoded together and run as one batch of 2B
+        with self._on_device(self.encoder.model):
+            states, mask = self.encoder(images + images, instructions + [""] * b)
+        states, mask = states.to(self.device, self.dtype), mask.to(self.device)
+
+        # One CPU generator per call: the same seed gives the same noise on any device.
+        generator = torch.Generator().manual_seed(seed)
+        pixels = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32)) for im in images])
+        pixels = (pixels.permute(0, 3, 1, 2) / 127.5 - 1).to(self.device)  # [B, 3, H, W] in [-1, 1]
+        f = vae_downsample(self.vae)
+        lat_h, lat_w = height // f, width // f
+        grid = (lat_h // 2, lat_w // 2)
+        channels = self.vae.config.latent_channels
+        noise = torch.randn(1, channels, lat_h, lat_w, generator=generator).expand(b, -1, -1, -1)
+        with self._on_device(self.vae):
+            # the reference samples the posterior (not its mode); the seeded generator keeps that reproducible
+            ref = encode_images(self.vae, pixels, generator=generator, sample=True)  # [B, C, h, w]
+        x = pack(noise.to(self.device, self.dtype))  # [B, N, 64]
+        ref_tokens = pack(ref.to(self.dtype)).repeat(2, 1, 1)  # [2B, N, 64]
+
+        scheduler = make_scheduler()
+        sigmas = np.linspace(1.0, 1.0 / num_steps, num_steps)
+        mu = calculate_shift(x.shape[1], 256, 4096, 0.5, 1.15)
+        scheduler.set_timesteps(sigmas=sigmas, mu=mu, device=self.device)
+        scheduler.set_begin_index(0)
+        kwargs = {"scale": self.lora_scale}
+        with self._on_device(self.transformer):
+            for i, t in enumerate(scheduler.timesteps):
+                sigma = scheduler.sigmas[i]  # t in [0, 1]
+                v = self.transformer(
+                    latents=x.repeat(2, 1, 1),
+                    reference=ref_tokens,
+                    mllm_states=states,
+                    mllm_mask=mask,
+                    timestep=sigma.expand(2 * b).to(self.device),
+                    grid=grid,
+                    joint_attention_kwargs=kwargs,
+                )
+                v_cond, v_uncond = v.chunk(2)
+                v = damped_cfg(v_cond, v_uncond, guidance, damp=bool(sigma > self.cfg_truncate))
+                x = scheduler.step(v, t, x, return_dict=False)[0]
+        return unpack(x, *grid)  # [B, C, h, w]
+
+    def _decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        with self._on_device(self.vae):
+            pixels = decode_latents(self.vae, latents.to(self.device))
+        arr = ((pixels.float() + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        return [Image.fromarray(a) for a in arr]
