@@ -93,7 +93,11 @@ def convert_official_state_dict(official: dict[str, torch.Tensor]) -> dict[str, 
             qkv = re.fullmatch(r"(img|txt)_attn\.qkv\.(weight|bias)", rest)
             if qkv:
                 stream, kind = qkv.groups()
-                names = ("to_q", "to_k", "to_v") if stream == "img" else ("add_q_proj", "add_k_proj", "add_v_proj")
+                names = (
+                    ("to_q", "to_k", "to_v")
+                    if stream == "img"
+                    else ("add_q_proj", "add_k_proj", "add_v_proj")
+                )
                 for name, part in zip(names, tensor.chunk(3, dim=0), strict=True):
                     out[f"{prefix}attn.{name}.{kind}"] = part
                 continue
@@ -122,7 +126,9 @@ def convert_official_state_dict(official: dict[str, torch.Tensor]) -> dict[str, 
     return out
 
 
-def _convert_connector_key(key: str, tensor: torch.Tensor, out: dict[str, torch.Tensor], unknown: list[str]) -> None:
+def _convert_connector_key(
+    key: str, tensor: torch.Tensor, out: dict[str, torch.Tensor], unknown: list[str]
+) -> None:
     if key in ("global_proj_out.weight", "global_proj_out.bias", "scale_factor"):
         out["connector." + key] = tensor
         return

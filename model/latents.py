@@ -65,7 +65,9 @@ def unpack(tokens: torch.Tensor, grid_h: int, grid_w: int) -> torch.Tensor:
     return x.permute(0, 3, 1, 4, 2, 5).reshape(b, c, grid_h * 2, grid_w * 2)
 
 
-def image_ids(grid_h: int, grid_w: int, first_axis: int = 0, device: torch.device | None = None) -> torch.Tensor:
+def image_ids(
+    grid_h: int, grid_w: int, first_axis: int = 0, device: torch.device | None = None
+) -> torch.Tensor:
     """RoPE ids [grid_h*grid_w, 3] = (first_axis, row, col) at packed-token resolution."""
     ids = torch.zeros(grid_h, grid_w, 3, device=device)
     ids[..., 0] = first_axis

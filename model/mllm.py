@@ -21,18 +21,18 @@ import torch
 from PIL import Image
 
 PREFIX = (
-    'Given a user prompt, generate an "Enhanced prompt" that provides detailed visual descriptions suitable for '
-    "image generation. Evaluate the level of detail in the user prompt:\n"
+    'Given a user prompt, generate an "Enhanced prompt" that provides detailed visual descriptions '
+    "suitable for image generation. Evaluate the level of detail in the user prompt:\n"
     "- If the prompt is simple, focus on adding specifics about colors, shapes, sizes, textures, and spatial "
     "relationships to create vivid and concrete scenes.\n"
     "- If the prompt is already detailed, refine and enhance the existing details slightly without "
     "overcomplicating.\n\n"
     "Here are examples of how to transform or refine prompts:\n"
-    "- User Prompt: A cat sleeping -> Enhanced: A small, fluffy white cat curled up in a round shape, sleeping "
-    "peacefully on a warm sunny windowsill, surrounded by pots of blooming red flowers.\n"
+    "- User Prompt: A cat sleeping -> Enhanced: A small, fluffy white cat curled up in a round shape, "
+    "sleeping peacefully on a warm sunny windowsill, surrounded by pots of blooming red flowers.\n"
     "- User Prompt: A busy city street -> Enhanced: A bustling city street scene at dusk, featuring glowing "
-    "street lamps, a diverse crowd of people in colorful clothing, and a double-decker bus passing by towering "
-    "glass skyscrapers.\n\n"
+    "street lamps, a diverse crowd of people in colorful clothing, and a double-decker bus passing by "
+    "towering glass skyscrapers.\n\n"
     "Please generate only the enhanced description for the prompt below and avoid including any additional "
     "commentary or evaluations:\n"
     "User Prompt:"
@@ -51,7 +51,8 @@ def render_prompt(instruction: str) -> str:
     """The string Qwen's chat template renders for [PREFIX, image, instruction] with add_vision_id."""
     return (
         f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{PREFIX}"
-        f"Picture 1: <|vision_start|><|image_pad|><|vision_end|>{instruction}<|im_end|>\n<|im_start|>assistant\n"
+        f"Picture 1: <|vision_start|><|image_pad|><|vision_end|>{instruction}"
+        "<|im_end|>\n<|im_start|>assistant\n"
     )
 
 
@@ -81,8 +82,9 @@ def split_quoted(text: str) -> list[str]:
     return segments
 
 
-def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = MIN_PIXELS,
-                 max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+def smart_resize(
+    height: int, width: int, factor: int = 28, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS
+) -> tuple[int, int]:
     """Qwen2-VL's resize rule: sides multiples of `factor`, area within [min_pixels, max_pixels]."""
     h = max(factor, round(height / factor) * factor)
     w = max(factor, round(width / factor) * factor)
@@ -97,8 +99,14 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = MI
     return h, w
 
 
-def qwen_pixel_values(image: Image.Image, patch: int = 14, temporal: int = 2, merge: int = 2,
-                      min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS) -> tuple[torch.Tensor, torch.Tensor]:
+def qwen_pixel_values(
+    image: Image.Image,
+    patch: int = 14,
+    temporal: int = 2,
+    merge: int = 2,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PIL image -> (pixel_values [grid_h*grid_w, 3*temporal*patch*patch], image_grid_thw [1, 3])."""
     h, w = smart_resize(image.height, image.width, patch * merge, min_pixels, max_pixels)
     x = np.asarray(image.convert("RGB").resize((w, h), Image.BICUBIC), dtype=np.float32) / 255.0
@@ -127,8 +135,9 @@ class Step1XMLLMEncoder:
     whose added tokens include the Qwen vision specials.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, max_length: int = MAX_LENGTH,
-                 drop_tokens: int = DROP_TOKENS) -> None:
+    def __init__(
+        self, model: torch.nn.Module, tokenizer, max_length: int = MAX_LENGTH, drop_tokens: int = DROP_TOKENS
+    ) -> None:
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -137,7 +146,11 @@ class Step1XMLLMEncoder:
         self.image_token_id = cfg.image_token_id
         self.vision_end_id = cfg.vision_end_token_id
         vision = cfg.vision_config
-        self.patch, self.temporal, self.merge = vision.patch_size, vision.temporal_patch_size, vision.spatial_merge_size
+        self.patch, self.temporal, self.merge = (
+            vision.patch_size,
+            vision.temporal_patch_size,
+            vision.spatial_merge_size,
+        )
         # The reference strips the ids of the wrapping quotes (2073, 854 in Qwen's vocabulary).
         self.open_quote = self._ids("“")
         self.close_quote = self._ids("”")
@@ -153,16 +166,21 @@ class Step1XMLLMEncoder:
         retok: list[int] = []
         for seg in split_quoted(text):
             ids = self._ids(seg)
-            if len(ids) >= 2 and ids[: len(self.open_quote)] == self.open_quote and ids[-len(self.close_quote):] \
-                    == self.close_quote:
-                ids = ids[len(self.open_quote): -len(self.close_quote)]
+            if (
+                len(ids) >= 2
+                and ids[: len(self.open_quote)] == self.open_quote
+                and ids[-len(self.close_quote) :] == self.close_quote
+            ):
+                ids = ids[len(self.open_quote) : -len(self.close_quote)]
             retok.extend(ids)
         # processor ids up to the first <|vision_end|>, then the re-tokenised ids from it onwards
-        ids = full[: full.index(self.vision_end_id)] + retok[retok.index(self.vision_end_id):]
+        ids = full[: full.index(self.vision_end_id)] + retok[retok.index(self.vision_end_id) :]
         return MLLMTokens(torch.tensor([ids]), pixel_values, grid)
 
     @torch.no_grad()
-    def __call__(self, images: list[Image.Image], instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, images: list[Image.Image], instructions: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         device = next(self.model.parameters()).device
         dtype = next(self.model.parameters()).dtype
         hidden = self.model.config.text_config.hidden_size
@@ -180,7 +198,7 @@ class Step1XMLLMEncoder:
                 mm_token_type_ids=(input_ids == self.image_token_id).int(),  # enables the 3-D mRoPE ids
                 output_hidden_states=True,
             )
-            states = out.hidden_states[-1][0, self.drop_tokens:][: self.max_length]  # [<=640, hidden]
+            states = out.hidden_states[-1][0, self.drop_tokens :][: self.max_length]  # [<=640, hidden]
             embeds[i, : states.shape[0]] = states
             mask[i, : states.shape[0]] = 1
         return embeds, mask

@@ -41,7 +41,11 @@ def resize_for_size_level(width: int, height: int, size_level: int, multiple: in
 def make_scheduler() -> FlowMatchEulerDiscreteScheduler:
     # With these bounds calculate_shift reproduces Step1X's mu = 0.5 + 0.65 (L - 256) / 3840.
     return FlowMatchEulerDiscreteScheduler(
-        use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
     )
 
 
@@ -108,7 +112,7 @@ class Step1XEditSampler:
         self.lora_scale = scale
 
     def quantize_fp8(self) -> None:
-        """fp8 dynamic-activation + fp8 weight linears in the DiT through torchao (lossy; needs a Hopper GPU)."""
+        """fp8 dynamic-activation + fp8 weight linears in the DiT via torchao (lossy; needs a Hopper GPU)."""
         try:
             from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
         except ImportError as e:

@@ -16,9 +16,20 @@ from model.latents import FLUX_VAE_CONFIG
 from model.transformer import Step1XEditTransformer
 
 QWEN_SPECIALS = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
 ]
 QWEN_FIRST_SPECIAL_ID = 151643
 QWEN_VOCAB_SIZE = 151936
@@ -66,27 +77,60 @@ def tiny_vae(seed: int = 0) -> AutoencoderKL:
 def qwen_config(hidden_size: int = 32, full_size: bool = False) -> Qwen2_5_VLConfig:
     """Qwen2.5-VL config: the 7B-Instruct dims when full_size, else a tiny one with the real vocabulary."""
     specials = {
-        "image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652,
+        "image_token_id": 151655,
+        "video_token_id": 151656,
+        "vision_start_token_id": 151652,
         "vision_end_token_id": 151653,
     }
     if full_size:
-        text = {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28,
-                "num_key_value_heads": 4, "vocab_size": 152064, "rope_theta": 1e6,
-                "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"},
-                "max_position_embeddings": 128000}
-        vision = {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
-                  "out_hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
-                  "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31]}
+        text = {
+            "hidden_size": 3584,
+            "intermediate_size": 18944,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "vocab_size": 152064,
+            "rope_theta": 1e6,
+            "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"},
+            "max_position_embeddings": 128000,
+        }
+        vision = {
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "out_hidden_size": 3584,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+            "fullatt_block_indexes": [7, 15, 23, 31],
+        }
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, vocab_size=152064, **specials)
     heads = 2
-    text = {"hidden_size": hidden_size, "intermediate_size": 2 * hidden_size, "num_hidden_layers": 2,
-            "num_attention_heads": heads, "num_key_value_heads": 1, "vocab_size": QWEN_VOCAB_SIZE,
-            "max_position_embeddings": 2048,
-            # mrope sections sum to head_dim / 2
-            "rope_scaling": {"mrope_section": [2, 3, 3], "rope_type": "default", "type": "default"}}
-    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden_size,
-              "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-              "fullatt_block_indexes": [1]}
+    text = {
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": 2,
+        "num_attention_heads": heads,
+        "num_key_value_heads": 1,
+        "vocab_size": QWEN_VOCAB_SIZE,
+        "max_position_embeddings": 2048,
+        # mrope sections sum to head_dim / 2
+        "rope_scaling": {"mrope_section": [2, 3, 3], "rope_type": "default", "type": "default"},
+    }
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "out_hidden_size": hidden_size,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+        "fullatt_block_indexes": [1],
+    }
     return Qwen2_5_VLConfig(text_config=text, vision_config=vision, vocab_size=QWEN_VOCAB_SIZE, **specials)
 
 
@@ -97,8 +141,11 @@ def tiny_qwen(seed: int = 0) -> Qwen2_5_VLForConditionalGeneration:
 
 def _byte_to_unicode() -> dict[int, str]:
     # GPT-2's reversible byte -> printable character table, the alphabet of Qwen's byte-level BPE
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = printable[:]
     extra = 0
     for b in range(256):

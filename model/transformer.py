@@ -78,7 +78,9 @@ class Step1XEditTransformer(ModelMixin, ConfigMixin):
     def for_version(cls, version: str, **overrides: Any) -> Step1XEditTransformer:
         """The configuration of a released checkpoint ("v1.0" or "v1.1"), optionally with smaller dims."""
         if version not in REFERENCE_FIRST_AXIS:
-            raise ValueError(f"unknown Step1X-Edit version {version!r}; expected one of {list(REFERENCE_FIRST_AXIS)}")
+            raise ValueError(
+                f"unknown Step1X-Edit version {version!r}; expected one of {list(REFERENCE_FIRST_AXIS)}"
+            )
         return cls(
             connector_scale_factor=version == "v1.0",
             reference_first_axis=REFERENCE_FIRST_AXIS[version],
