@@ -155,14 +155,18 @@ class MLLMClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def chat(self, prompt: str, images: list[bytes], extra: dict[str, Any] | None = None) -> ChatAnswer:
+    def chat(self, prompt: str, images: list[bytes], extra: dict[str, Any] | None = None,
+             temperature: float | None = None) -> ChatAnswer:
         """One user turn: the prompt text, then the images (JPEG bytes from `prepare_image`), in order.
 
         `extra` enters the cache key only (attempt number, candidate index) so that a deliberate second
-        question with the same prompt is not answered from the cache.
+        question with the same prompt is not answered from the cache. `temperature` overrides the config's
+        (the instruction writer samples several candidates; the judge stays greedy).
         """
         self.usage.add(calls=1)
-        key = cache_key(self.config.model, prompt, [hashlib.sha256(b).hexdigest() for b in images], extra)
+        temperature = self.config.temperature if temperature is None else temperature
+        image_hashes = [hashlib.sha256(b).hexdigest() for b in images]
+        key = cache_key(self.config.model, prompt, image_hashes, {**(extra or {}), "t": temperature})
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.usage.add(cache_hits=1)
             return ChatAnswer(text=hit["text"], cached=True, tokens_in=hit["tokens_in"],
@@ -177,7 +181,7 @@ class MLLMClient:
                 completion = self._openai.chat.completions.create(
                     model=self.config.model,
                     messages=[{"role": "user", "content": content}],
-                    temperature=self.config.temperature,
+                    temperature=temperature,
                     max_tokens=self.config.max_tokens,
                 )
         except openai.APITimeoutError:
