@@ -57,7 +57,8 @@ class ScriptedServer:
 
     def __init__(self, script: Script) -> None:
         self.script = script
-        self.requests: list[dict[str, Any]] = []  # {"body": ..., "headers": ...} of every request received
+        # {"body": ..., "headers": {lowercased name: value}} of every request received
+        self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -96,7 +97,8 @@ class ScriptedServer:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
-                    server.requests.append({"body": body, "headers": dict(self.headers)})
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    server.requests.append({"body": body, "headers": headers})
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
