@@ -31,16 +31,15 @@ def vae_downsample(vae: AutoencoderKL) -> int:
     return 2 ** (len(vae.config.block_out_channels) - 1)
 
 
-def encode_images(
-    vae: AutoencoderKL, pixels: torch.Tensor, generator: torch.Generator | None = None, sample: bool = True
-) -> torch.Tensor:
+def encode_images(vae: AutoencoderKL, pixels: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
     """pixels [B, 3, H, W] in [-1, 1] -> normalised latents [B, C, H/8, W/8].
 
     Step1X samples the posterior (mean + std * eps) for the reference at inference and for the training
-    targets, so `sample=True` is the default; `sample=False` takes the mode.
+    targets: pass eps [B, C, H/8, W/8] for that; eps=None takes the mode. The caller owns the randomness
+    so that results do not depend on how items are batched.
     """
     dist = vae.encode(pixels.to(vae.dtype)).latent_dist
-    z = dist.sample(generator) if sample else dist.mode()
+    z = dist.mode() if eps is None else dist.mean + dist.std * eps.to(dist.mean)
     return (z - vae.config.shift_factor) * vae.config.scaling_factor
 
 

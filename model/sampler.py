@@ -155,18 +155,20 @@ class Step1XEditSampler:
             states, mask = self.encoder(images + images, instructions + [""] * b)
         states, mask = states.to(self.device, self.dtype), mask.to(self.device)
 
-        # One CPU generator per call: the same seed gives the same noise on any device.
-        generator = torch.Generator().manual_seed(seed)
-        pixels = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32)) for im in images])
-        pixels = (pixels.permute(0, 3, 1, 2) / 127.5 - 1).to(self.device)  # [B, 3, H, W] in [-1, 1]
+        # One CPU generator per item, all seeded alike: the same seed gives the same noise on any device and
+        # in any batch composition, as when the reference edits one image at a time.
         f = vae_downsample(self.vae)
         lat_h, lat_w = height // f, width // f
         grid = (lat_h // 2, lat_w // 2)
-        channels = self.vae.config.latent_channels
-        noise = torch.randn(1, channels, lat_h, lat_w, generator=generator).expand(b, -1, -1, -1)
+        shape = (self.vae.config.latent_channels, lat_h, lat_w)
+        generators = [torch.Generator().manual_seed(seed) for _ in range(b)]
+        noise = torch.stack([torch.randn(shape, generator=g) for g in generators])  # [B, C, h, w]
+        posterior_eps = torch.stack([torch.randn(shape, generator=g) for g in generators])
+        pixels = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32)) for im in images])
+        pixels = (pixels.permute(0, 3, 1, 2) / 127.5 - 1).to(self.device)  # [B, 3, H, W] in [-1, 1]
         with self._on_device(self.vae):
-            # the reference samples the posterior (not its mode); the seeded generator keeps that reproducible
-            ref = encode_images(self.vae, pixels, generator=generator, sample=True)  # [B, C, h, w]
+            # the reference samples the posterior (not its mode) for the reference image
+            ref = encode_images(self.vae, pixels, posterior_eps.to(self.device))  # [B, C, h, w]
         x = pack(noise.to(self.device, self.dtype))  # [B, N, 64]
         ref_tokens = pack(ref.to(self.dtype)).repeat(2, 1, 1)  # [2B, N, 64]
 
