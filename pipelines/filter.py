@@ -1,0 +1,329 @@
+"""`step1x-data filter RUN`: judge every committed sample of a run, score it in the manifests, write a view.
+
+Steps, one job each: read the manifests and tars; judge each sample (heuristic or MLLM, threads bounded) and
+flag near-duplicates across the run; write the judge columns into every shard manifest (temp file + rename,
+images untouched); keep or drop each sample at the thresholds, counting every drop reason; write the view.
+
+Changing thresholds never calls the judge again: rows already scored by the same judge are reused from the
+manifest, and the MLLM judge's answers are in its on-disk cache. Rows that failed are judged again (a timeout
+may have passed; an unparseable answer comes back from the cache at no cost).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import click
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from PIL import Image
+from rich.console import Console
+
+from annotators.judge.heuristic import HeuristicJudge, NearDuplicateIndex, Signature
+from annotators.judge.result import JudgeResult
+from annotators.mllm.client import MLLMClient, MLLMConfig, prepare_image
+from annotators.mllm.judge import VIEScoreJudge
+from pipelines.views import (
+    atomic_write_json,
+    atomic_write_parquet,
+    iter_tar_samples,
+    manifest_paths,
+    write_view,
+)
+
+JUDGE_COLUMNS = ["judge", "sc", "pq", "o", "judge_status", "judge_reason", "judge_details", "near_dup_of"]
+JUDGE_SCHEMA = pa.schema([
+    ("judge", pa.string()), ("sc", pa.float64()), ("pq", pa.float64()), ("o", pa.float64()),
+    ("judge_status", pa.string()), ("judge_reason", pa.string()), ("judge_details", pa.string()),
+    ("near_dup_of", pa.string()),
+])
+REJECTED_SCHEMA = pa.schema([
+    ("id", pa.string()), ("shard", pa.string()), ("task", pa.string()), ("reason", pa.string()),
+    ("sc", pa.float64()), ("pq", pa.float64()), ("o", pa.float64()),
+])
+
+console = Console(stderr=True)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_sc: float = 0.0
+    min_pq: float = 0.0
+    min_o: float = 0.0
+
+
+@dataclass
+class ThresholdTable:
+    """CLI thresholds as the default, overridden key by key per task from a YAML file:
+
+        default: {min_o: 6.0}            # optional, overrides the CLI's values for every task
+        tone_transformation: {min_sc: 5.0, min_pq: 6.5}
+    """
+
+    default: Thresholds
+    per_task: dict[str, Thresholds] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, default: Thresholds, path: Path | None) -> ThresholdTable:
+        if path is None:
+            return cls(default)
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise click.BadParameter(f"{path}: expected a mapping of task -> thresholds")
+        fields = set(Thresholds.__dataclass_fields__)
+
+        def parse(task: str, values: object, base: Thresholds) -> Thresholds:
+            if not isinstance(values, dict) or not set(values) <= fields:
+                raise click.BadParameter(f"{path}: {task}: keys must be among {sorted(fields)}")
+            return replace(base, **{k: float(v) for k, v in values.items()})
+
+        base = parse("default", data.pop("default"), default) if "default" in data else default
+        return cls(base, {task: parse(task, values, base) for task, values in data.items()})
+
+    def for_task(self, task: str) -> Thresholds:
+        return self.per_task.get(task, self.default)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"default": asdict(self.default), **{t: asdict(v) for t, v in self.per_task.items()}}
+
+
+def decision(row: dict[str, Any], limits: Thresholds, keep_near_dups: bool) -> str | None:
+    """None to keep the sample, else the reason it is dropped."""
+    if row["judge_status"] != "ok":
+        return "judge_failed"
+    if row["near_dup_of"] and not keep_near_dups:
+        return "near_duplicate"
+    for score, limit in (("sc", limits.min_sc), ("pq", limits.min_pq), ("o", limits.min_o)):
+        if row[score] < limit:
+            return f"below_min_{score}"
+    return None
+
+
+class SampleJudge(Protocol):
+    name: str
+
+    def __call__(self, sample: dict[str, Any], record: dict[str, Any]) -> JudgeResult: ...
+
+
+def _rgb(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _grey(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+def _member(sample: dict[str, Any], stem: str) -> bytes:
+    for ext in ("jpg", "png"):
+        if f"{stem}.{ext}" in sample:
+            return sample[f"{stem}.{ext}"]
+    raise KeyError(f"sample {sample['__key__']} has no {stem}.jpg or {stem}.png")
+
+
+class HeuristicSampleJudge:
+    def __init__(self) -> None:
+        self._judge = HeuristicJudge()
+        self.name = self._judge.name
+
+    def __call__(self, sample: dict[str, Any], record: dict[str, Any]) -> JudgeResult:
+        mask = _grey(sample["mask.png"]) if "mask.png" in sample else None
+        return self._judge.judge(_rgb(_member(sample, "src")), _rgb(_member(sample, "tgt")), mask)
+
+
+class MLLMSampleJudge:
+    def __init__(self, client: MLLMClient, language: str) -> None:
+        self.client = client
+        self._judge = VIEScoreJudge(client, language=language)  # type: ignore[arg-type]
+        self.name = self._judge.name
+
+    def __call__(self, sample: dict[str, Any], record: dict[str, Any]) -> JudgeResult:
+        cfg = self.client.config
+        src = prepare_image(_member(sample, "src"), cfg.max_area, cfg.jpeg_quality)
+        tgt = prepare_image(_member(sample, "tgt"), cfg.max_area, cfg.jpeg_quality)
+        return self._judge.judge(src, tgt, record.get("instruction") or {})
+
+
+def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """Like executor.map, in order, but with at most 2*workers items in flight (images are large)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+@dataclass
+class FilterReport:
+    read: int
+    kept: int
+    judged: int  # samples sent to the judge this time (the rest reused the manifest's scores)
+    dropped: dict[str, int]
+    view: Path
+    seconds: float
+    judge: dict[str, Any]
+
+
+def _judged_row(judge_name: str, result: JudgeResult, near_dup_of: str | None) -> dict[str, Any]:
+    return {
+        "judge": judge_name, "sc": result.sc, "pq": result.pq, "o": result.o,
+        "judge_status": result.status, "judge_reason": result.reason,
+        "judge_details": json.dumps(result.details, ensure_ascii=False, default=float),
+        "near_dup_of": near_dup_of,
+    }
+
+
+def filter_run(run: Path, judge: SampleJudge, thresholds: ThresholdTable, view: str = "kept",
+               reshard: bool = False, shard_size: int = 1000, keep_near_dups: bool = False,
+               rejudge: bool = False, workers: int = 4, client: MLLMClient | None = None) -> FilterReport:
+    start = time.perf_counter()
+    manifests = manifest_paths(run)
+    if not manifests:
+        raise click.ClickException(f"{run}: no committed shards (shards/shard-*.parquet)")
+    dups = NearDuplicateIndex()
+    kept_tables: list[pa.Table] = []
+    rejected: list[dict[str, Any]] = []
+    dropped: Counter[str] = Counter()
+    read = judged = 0
+    for manifest_path in manifests:
+        table = pq.read_table(manifest_path)
+        rows = table.to_pylist()
+        previous = {r["id"]: r for r in rows
+                    if r.get("judge") == judge.name and r.get("judge_status") == "ok"}
+        tar_path = manifest_path.with_suffix(".tar")
+        by_id: dict[str, dict[str, Any]] = {}
+
+        def work(sample: dict[str, Any], previous: dict[str, dict[str, Any]] = previous) -> tuple[
+                str, Signature, JudgeResult | None]:
+            key = sample["__key__"]
+            signature = Signature.of(_rgb(_member(sample, "src")), _rgb(_member(sample, "tgt")))
+            if key in previous and not rejudge:
+                return key, signature, None
+            return key, signature, judge(sample, json.loads(sample["json"]))
+
+        samples = iter_tar_samples(tar_path) if rows else iter(())
+        for key, signature, result in bounded_map(work, samples, workers):
+            # Signatures are registered in tar order, so "the first of a duplicate group" is stable.
+            dup_of = dups.add(key, signature)
+            if result is None:
+                by_id[key] = {c: previous[key][c] for c in JUDGE_COLUMNS} | {"near_dup_of": dup_of}
+            else:
+                judged += 1
+                by_id[key] = _judged_row(judge.name, result, dup_of)
+        missing = [r["id"] for r in rows if r["id"] not in by_id]
+        if missing:
+            raise click.ClickException(f"{manifest_path}: {len(missing)} manifest ids missing from the tar, "
+                                       f"e.g. {missing[0]}")
+        judge_table = pa.Table.from_pylist([by_id[r["id"]] for r in rows], schema=JUDGE_SCHEMA)
+        base = table.drop_columns([c for c in JUDGE_COLUMNS if c in table.column_names])
+        for name in JUDGE_COLUMNS:
+            base = base.append_column(JUDGE_SCHEMA.field(name), judge_table.column(name))
+        atomic_write_parquet(base, manifest_path)
+        keep_mask = []
+        for row in base.to_pylist():
+            read += 1
+            reason = decision(row, thresholds.for_task(row["task"]), keep_near_dups)
+            keep_mask.append(reason is None)
+            if reason is not None:
+                dropped[reason] += 1
+                rejected.append({k: reason if k == "reason" else row[k] for k in REJECTED_SCHEMA.names})
+        kept_tables.append(base.filter(pa.array(keep_mask, pa.bool_())))
+        console.log(f"{manifest_path.name}: {len(rows)} samples, {sum(keep_mask)} kept")
+
+    kept = pa.concat_tables(kept_tables, promote_options="permissive")
+    judge_record: dict[str, Any] = {"name": judge.name, "view": view, "judged": judged}
+    if client is not None:
+        judge_record |= {"config": client.config.to_record(), "usage": client.usage.to_record()}
+    seconds = time.perf_counter() - start
+    meta = {"judge": judge.name, "thresholds": thresholds.to_record(), "keep_near_dups": keep_near_dups,
+            "read": read, "kept": kept.num_rows, "dropped": dict(dropped), "seconds": round(seconds, 3),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    view_dir = write_view(run, view, kept, pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA), meta,
+                          reshard, shard_size)
+    _record_in_run_json(run, judge_record | {"seconds": round(seconds, 3)})
+    return FilterReport(read=read, kept=kept.num_rows, judged=judged, dropped=dict(dropped), view=view_dir,
+                        seconds=seconds, judge=judge_record)
+
+
+def _record_in_run_json(run: Path, judge_record: dict[str, Any]) -> None:
+    path = run / "run.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    data["judge"] = judge_record
+    atomic_write_json(data, path)
+
+
+@click.command("filter")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--judge", "judge_kind", type=click.Choice(["heuristic", "openai"]), default="heuristic",
+              show_default=True, help="heuristic: offline pixel measurements; openai: VIEScore through an "
+              "OpenAI-compatible server.")
+@click.option("--judge-url", envvar="STEP1X_JUDGE_URL", help="Base URL of the server, e.g. http://vllm:8000/v1.")
+@click.option("--judge-model", envvar="STEP1X_JUDGE_MODEL", help="Model name served there.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
+              help="Name of the environment variable holding the API key (the key is never stored).")
+@click.option("--judge-language", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Which instruction is judged; the prompt is in the same language.")
+@click.option("--concurrency", default=8, show_default=True, help="Requests in flight to the server.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds per request.")
+@click.option("--max-retries", default=3, show_default=True, help="Retries on 429/5xx/timeouts.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Judge answer cache [default: RUN/judge_cache].")
+@click.option("--min-sc", default=0.0, show_default=True)
+@click.option("--min-pq", default=0.0, show_default=True)
+@click.option("--min-o", default=0.0, show_default=True)
+@click.option("--thresholds", "thresholds_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML of per-task thresholds overriding the --min-* values.")
+@click.option("--view", default="kept", show_default=True, help="Writes RUN/views/NAME/.")
+@click.option("--reshard", is_flag=True, help="Also write tars of the kept samples under the view.")
+@click.option("--shard-size", default=1000, show_default=True, help="Samples per tar with --reshard.")
+@click.option("--keep-near-dups", is_flag=True, help="Keep samples flagged as near-duplicates.")
+@click.option("--rejudge", is_flag=True, help="Judge rows the manifest already scores.")
+@click.option("--workers", default=min(8, os.cpu_count() or 1), show_default=True, help="Judge threads.")
+def filter_command(run: Path, judge_kind: str, judge_url: str | None, judge_model: str | None,
+                   api_key_env: str, judge_language: str, concurrency: int, timeout: float, max_retries: int,
+                   cache_dir: Path | None, min_sc: float, min_pq: float, min_o: float,
+                   thresholds_path: Path | None, view: str, reshard: bool, shard_size: int,
+                   keep_near_dups: bool, rejudge: bool, workers: int) -> None:
+    """Judge the samples of RUN, write scores into its manifests and the kept ids into a view."""
+    thresholds = ThresholdTable.load(Thresholds(min_sc, min_pq, min_o), thresholds_path)
+    client: MLLMClient | None = None
+    judge: SampleJudge
+    if judge_kind == "openai":
+        if not judge_url or not judge_model:
+            raise click.UsageError("--judge openai needs --judge-url and --judge-model")
+        client = MLLMClient(MLLMConfig(
+            base_url=judge_url, model=judge_model, api_key_env=api_key_env, timeout_s=timeout,
+            max_retries=max_retries, concurrency=concurrency,
+            cache_dir=str(cache_dir or run / "judge_cache"),
+        ))
+        judge = MLLMSampleJudge(client, judge_language)
+        # Threads beyond the request limit would only wait on it; fewer would leave the server idle.
+        workers = max(workers, concurrency)
+    else:
+        judge = HeuristicSampleJudge()
+    try:
+        report = filter_run(run, judge, thresholds, view=view, reshard=reshard, shard_size=shard_size,
+                            keep_near_dups=keep_near_dups, rejudge=rejudge, workers=workers, client=client)
+    finally:
+        if client is not None:
+            client.close()
+    console.print(f"[bold]{report.kept}[/] of {report.read} kept ({report.judged} judged now): {report.view}")
+    for reason, n in sorted(report.dropped.items()):
+        console.print(f"  dropped {n:6d}  {reason}")
+    if client is not None:
+        console.print(f"  judge usage: {json.dumps(report.judge['usage'])}")
