@@ -1,0 +1,130 @@
+"""`step1x-data judge-agreement A B`: how far two judges (or a judge and human labels) agree.
+
+A and B are each a run folder (the judge columns its manifests carry after `step1x-data filter`) or a CSV of
+labels with a column `id` and any of `sc`, `pq`, `o` (0-10). Samples are matched by id. Per score present on
+both sides: Spearman's rank correlation (ties get their average rank) and Cohen's kappa of the keep/drop
+decisions at the threshold (score >= threshold is "keep").
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.views import manifest_paths
+
+SCORES = ("sc", "pq", "o")
+
+
+def load_scores(path: Path) -> dict[str, dict[str, float]]:
+    """id -> {score name: value}; judge_failed rows and empty CSV cells are left out, never filled in."""
+    out: dict[str, dict[str, float]] = {}
+    if path.is_dir():
+        manifests = manifest_paths(path)
+        if not manifests:
+            raise click.ClickException(f"{path}: no manifests under shards/")
+        for manifest in manifests:
+            table = pq.read_table(manifest)
+            if "judge_status" not in table.column_names:
+                raise click.ClickException(f"{manifest}: not judged yet (run `step1x-data filter` first)")
+            for row in table.select(["id", "judge_status", *SCORES]).to_pylist():
+                if row["judge_status"] == "ok":
+                    out[row["id"]] = {s: float(row[s]) for s in SCORES}
+        return out
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "id" not in reader.fieldnames:
+            raise click.ClickException(f"{path}: a CSV of labels needs an 'id' column")
+        for row in reader:
+            values = {s: float(row[s]) for s in SCORES if (row.get(s) or "").strip()}
+            if values:
+                out[row["id"]] = values
+    return out
+
+
+def rank_average(x: np.ndarray) -> np.ndarray:
+    """1-based ranks; tied values share the mean of the ranks they span."""
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    # Boundaries of runs of equal values in sorted order.
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], len(x)]
+    ranks = np.empty(len(x), dtype=np.float64)
+    for s, e in zip(starts, ends, strict=True):
+        ranks[order[s:e]] = (s + 1 + e) / 2.0
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho = Pearson correlation of the average ranks; nan when either side is constant."""
+    ra, rb = rank_average(a), rank_average(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
+    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
+    """Kappa of two boolean raters; nan when chance agreement is 1 (both constant), where it is undefined."""
+    p_observed = float(np.mean(a == b))
+    pa, pb = float(np.mean(a)), float(np.mean(b))
+    p_chance = pa * pb + (1 - pa) * (1 - pb)
+    return (p_observed - p_chance) / (1 - p_chance) if p_chance < 1 else float("nan")
+
+
+def agreement(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]],
+              thresholds: dict[str, float]) -> dict[str, Any]:
+    common = sorted(set(a) & set(b))
+    report: dict[str, Any] = {"n_a": len(a), "n_b": len(b), "n_common": len(common), "scores": {}}
+    for score in SCORES:
+        ids = [i for i in common if score in a[i] and score in b[i]]
+        if not ids:
+            continue
+        va = np.array([a[i][score] for i in ids])
+        vb = np.array([b[i][score] for i in ids])
+        t = thresholds[score]
+        report["scores"][score] = {
+            "n": len(ids),
+            "spearman": spearman(va, vb) if len(ids) > 1 else float("nan"),
+            "threshold": t,
+            "kappa": cohen_kappa(va >= t, vb >= t),
+            "keep_agreement": float(np.mean((va >= t) == (vb >= t))),
+            "mean_a": float(va.mean()),
+            "mean_b": float(vb.mean()),
+        }
+    return report
+
+
+@click.command("judge-agreement")
+@click.argument("a", type=click.Path(exists=True, path_type=Path))
+@click.argument("b", type=click.Path(exists=True, path_type=Path))
+@click.option("--min-sc", default=6.0, show_default=True, help="Keep threshold on SC for kappa.")
+@click.option("--min-pq", default=6.0, show_default=True, help="Keep threshold on PQ for kappa.")
+@click.option("--min-o", default=6.0, show_default=True, help="Keep threshold on O for kappa.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def judge_agreement_command(a: Path, b: Path, min_sc: float, min_pq: float, min_o: float,
+                            as_json: bool) -> None:
+    """Agreement between the judge scores (or human labels in a CSV) of A and B."""
+    report = agreement(load_scores(a), load_scores(b), {"sc": min_sc, "pq": min_pq, "o": min_o})
+    if not report["scores"]:
+        raise click.ClickException(f"no sample id with a common score in {a} and {b}")
+    if as_json:
+        # NaN is not JSON: an undefined statistic is written as null.
+        clean = json.loads(json.dumps(report), parse_constant=lambda _: None)
+        click.echo(json.dumps(clean, indent=2))
+        return
+    table = Table(title=f"{a}  vs  {b}  ({report['n_common']} common samples)")
+    for column in ("score", "n", "spearman", "threshold", "kappa", "keep agreement", "mean A", "mean B"):
+        table.add_column(column, justify="right")
+    for score, r in report["scores"].items():
+        table.add_row(score, str(r["n"]), f"{r['spearman']:.3f}", f"{r['threshold']:g}", f"{r['kappa']:.3f}",
+                      f"{r['keep_agreement']:.3f}", f"{r['mean_a']:.2f}", f"{r['mean_b']:.2f}")
+    Console().print(table)

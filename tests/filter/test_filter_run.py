@@ -1,0 +1,197 @@
+"""`step1x-data filter` on a real run folder produced by `step1x-data run` inside the test session."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+from click.testing import CliRunner
+
+from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images, request_text
+from pipelines.filter import JUDGE_COLUMNS, filter_command
+from pipelines.judge_agreement import judge_agreement_command
+from pipelines.views import manifest_paths, read_view_ids
+
+
+def _filter(*args: str) -> str:
+    result = CliRunner().invoke(filter_command, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _rows(run: Path) -> list[dict]:
+    return [r for m in manifest_paths(run) for r in pq.read_table(m).to_pylist()]
+
+
+def _samples(run: Path) -> dict[str, dict]:
+    return {s["__key__"]: s for tar in sorted((run / "shards").glob("*.tar"))
+            for s in wds.WebDataset(str(tar), shardshuffle=False, empty_check=False)}
+
+
+def _tar_digests(run: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (run / "shards").glob("*.tar")}
+
+
+def test_heuristic_filter_scores_manifests_and_writes_view(run_dir: Path) -> None:
+    before_rows = _rows(run_dir)
+    before_tars = _tar_digests(run_dir)
+    assert len(manifest_paths(run_dir)) > 1 and len(before_rows) > 10
+    _filter(str(run_dir), "--judge", "heuristic", "--view", "all")
+    o_values = sorted(r["o"] for r in _rows(run_dir))
+    # A threshold in the middle of the run's own score distribution: some samples are kept, some are not.
+    threshold = o_values[len(o_values) // 2]
+    _filter(str(run_dir), "--judge", "heuristic", "--min-o", str(threshold), "--view", "half")
+
+    rows = _rows(run_dir)
+    assert _tar_digests(run_dir) == before_tars  # images are never rewritten
+    assert [r["id"] for r in rows] == [r["id"] for r in before_rows]
+    for r in rows:
+        assert set(JUDGE_COLUMNS) <= set(r)
+        assert r["judge"] == "heuristic-v1" and r["judge_status"] == "ok"
+        assert 0 <= r["sc"] <= 10 and 0 <= r["pq"] <= 10
+        assert r["o"] == np.sqrt(r["sc"] * r["pq"])
+        details = json.loads(r["judge_details"])
+        assert {"changed_frac", "structure", "edit_success", "no_artifacts"} <= set(details)
+        # The manifest's own columns are untouched.
+        before = next(b for b in before_rows if b["id"] == r["id"])
+        assert {k: r[k] for k in before} == before
+
+    kept = set(read_view_ids(run_dir, "half"))
+    expected = {r["id"] for r in rows if r["o"] >= threshold and not r["near_dup_of"]}
+    assert kept == expected and 0 < len(kept) < len(rows)
+    rejected = pq.read_table(run_dir / "views" / "half" / "rejected.parquet").to_pylist()
+    assert {r["id"] for r in rejected} | kept == {r["id"] for r in rows}
+    assert all(r["reason"] in {"below_min_o", "near_duplicate"} for r in rejected)
+    meta = json.loads((run_dir / "views" / "half" / "view.json").read_text())
+    assert meta["read"] == len(rows) == meta["kept"] + sum(meta["dropped"].values())
+    assert meta["thresholds"]["default"]["min_o"] == threshold
+    run_json = json.loads((run_dir / "run.json").read_text())
+    assert run_json["judge"]["name"] == "heuristic-v1" and run_json["judge"]["view"] == "half"
+    assert run_json["counts"]  # the pipeline's own keys survive
+
+
+def test_new_thresholds_reuse_scores(run_dir: Path, tmp_path: Path) -> None:
+    _filter(str(run_dir), "--view", "first")
+    scored = {r["id"]: (r["sc"], r["pq"], r["o"]) for r in _rows(run_dir)}
+    assert json.loads((run_dir / "run.json").read_text())["judge"]["judged"] == len(scored)
+    per_task = tmp_path / "per_task.yaml"
+    median_sc = float(np.median([v[0] for v in scored.values()]))
+    per_task.write_text(f"default: {{min_pq: 1.0}}\ntone_transformation: {{min_sc: {median_sc}}}\n")
+    _filter(str(run_dir), "--min-o", "0.5", "--thresholds", str(per_task), "--view", "second")
+    assert json.loads((run_dir / "run.json").read_text())["judge"]["judged"] == 0  # no judge call at all
+    assert {r["id"]: (r["sc"], r["pq"], r["o"]) for r in _rows(run_dir)} == scored
+    rows = _rows(run_dir)
+    expected = {r["id"] for r in rows if r["sc"] >= median_sc and r["pq"] >= 1.0 and r["o"] >= 0.5
+                and not r["near_dup_of"]}
+    assert set(read_view_ids(run_dir, "second")) == expected
+    meta = json.loads((run_dir / "views" / "second" / "view.json").read_text())
+    assert meta["thresholds"]["tone_transformation"] == {"min_sc": median_sc, "min_pq": 1.0, "min_o": 0.5}
+
+
+def test_reshard_copies_kept_samples_byte_for_byte(run_dir: Path) -> None:
+    originals = _samples(run_dir)
+    _filter(str(run_dir), "--min-pq", "5", "--reshard", "--shard-size", "5", "--view", "hq")
+    kept = read_view_ids(run_dir, "hq")
+    view_shards = run_dir / "views" / "hq" / "shards"
+    tars = sorted(view_shards.glob("shard-*.tar"))
+    assert len(tars) == -(-len(kept) // 5) and len(kept) > 0
+    seen = []
+    for tar in tars:
+        manifest = pq.read_table(tar.with_suffix(".parquet")).to_pylist()
+        samples = list(wds.WebDataset(str(tar), shardshuffle=False, empty_check=False))
+        assert [s["__key__"] for s in samples] == [r["id"] for r in manifest]
+        for s, row in zip(samples, manifest, strict=True):
+            original = originals[s["__key__"]]
+            for member in ("src.jpg", "tgt.jpg", "mask.png"):
+                assert s.get(member) == original.get(member)
+            record = json.loads(s["json"])
+            assert record["judge"]["pq"] == row["pq"] >= 5
+            assert row["shard"] == tar.name
+            seen.append(row["id"])
+    assert seen == kept
+
+
+def test_openai_judge_on_real_run(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-filter-test-0123456789abcdef"
+    monkeypatch.setenv("STEP1X_TEST_JUDGE_KEY", secret)
+    rows = _rows(run_dir)
+    # The scripted judge scores by the instruction it is shown, so the outcome per sample is known in advance.
+    garbage_instruction = rows[0]["instruction_en"]
+
+    def script(body: dict) -> Reply:
+        text = request_text(body)
+        if len(request_images(body)) == 1:
+            return Reply(text='{"score": [8, 7], "reasoning": "natural"}')
+        if garbage_instruction in text:
+            return Reply(text="I think it is fine.")
+        if "rain" in text.lower():
+            return Reply(text='Result: {"score": [3, 9], "reasoning": "rain barely visible"}')
+        return Reply(text='{"score": [9, 8], "reasoning": "done"}')
+
+    cache = tmp_path / "cache"
+    with ScriptedServer(script) as server:
+        args = [str(run_dir), "--judge", "openai", "--judge-url", server.url, "--judge-model", "scripted-vl",
+                "--api-key-env", "STEP1X_TEST_JUDGE_KEY", "--cache-dir", str(cache), "--concurrency", "4",
+                "--min-sc", "5", "--view", "mllm"]
+        _filter(*args)
+        asked = len(server.requests)
+        _filter(*args[:-4], "--min-sc", "2", "--view", "lenient")
+        assert len(server.requests) == asked  # thresholds changed: the judge is not called again
+
+    judged = _rows(run_dir)
+    failed = [r for r in judged if r["instruction_en"] == garbage_instruction]
+    assert failed and all(r["judge_status"] == "judge_failed" and r["sc"] is None for r in failed)
+    assert all(r["judge_reason"] == "sc_unparseable" for r in failed)
+    for r in judged:
+        if r["judge_status"] != "ok":
+            continue
+        assert r["judge"] == "openai:scripted-vl:en"
+        assert (r["sc"], r["pq"]) == ((3.0, 7.0) if "rain" in r["instruction_en"].lower() else (8.0, 7.0))
+        details = json.loads(r["judge_details"])
+        assert details["raw_sc"] and details["reasoning_pq"] == "natural"
+    ok = [r for r in judged if r["judge_status"] == "ok"]
+    strict = {r["id"] for r in ok if r["sc"] >= 5 and not r["near_dup_of"]}
+    assert set(read_view_ids(run_dir, "mllm")) == strict
+    assert set(read_view_ids(run_dir, "lenient")) == {r["id"] for r in ok if not r["near_dup_of"]}
+
+    usage = json.loads((run_dir / "run.json").read_text())["judge"]["usage"]
+    assert usage["http_requests"] == 0 and usage["cache_hits"] > 0  # the second filter's own accounting
+    sc_asked = [r for r in server.requests[:asked] if len(request_images(r["body"])) == 2]
+    assert len(sc_asked) == len(ok) + 2 * len(failed)  # a failed sample is asked once more, then given up
+    # PQ sees the target only; inverse pairs of one photo share their target, so the cache may answer some.
+    pq_asked = [r for r in server.requests[:asked] if len(request_images(r["body"])) == 1]
+    pq_images = {request_images(r["body"])[0] for r in pq_asked}
+    targets = _samples(run_dir)
+    assert len(pq_images) == len({targets[r["id"]]["tgt.jpg"] for r in ok})
+    for path in [run_dir / "run.json", *manifest_paths(run_dir), *cache.rglob("*.json"),
+                 *(run_dir / "views").rglob("*.json")]:
+        assert secret not in path.read_text(encoding="utf-8", errors="replace")
+
+
+def test_judge_agreement_between_runs_and_with_human_labels(run_dir: Path, tmp_path: Path) -> None:
+    _filter(str(run_dir))
+    rows = _rows(run_dir)
+    # "Human" labels that rank the samples exactly as the judge does, on another scale: rho is 1 whatever
+    # the values; the kappa at threshold 6 depends on how many labels cross it on each side.
+    labels = tmp_path / "human.csv"
+    labels.write_text("id,sc,o\n" + "".join(f"{r['id']},{r['sc'] / 2 + 1},{r['o'] / 2 + 5}\n" for r in rows))
+    result = CliRunner().invoke(judge_agreement_command, [str(run_dir), str(labels), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n_common"] == len(rows)
+    assert set(report["scores"]) == {"sc", "o"}  # pq is not labelled in the CSV
+    o_stats = report["scores"]["o"]
+    assert len({r["o"] for r in rows}) > 1  # else rho is undefined and this test would prove nothing
+    assert o_stats["spearman"] == pytest.approx(1.0)
+    judge_keep = np.array([r["o"] >= 6 for r in rows])
+    human_keep = np.array([r["o"] / 2 + 5 >= 6 for r in rows])
+    assert o_stats["keep_agreement"] == np.mean(judge_keep == human_keep)
+
+    result = CliRunner().invoke(judge_agreement_command, [str(run_dir), str(run_dir), "--json"])
+    same = json.loads(result.output)["scores"]
+    assert all(s["keep_agreement"] == 1.0 for s in same.values())
