@@ -15,7 +15,8 @@ PHOTOS = REPO / "examples" / "photos"
 
 @pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
-    return {p.name: np.asarray(Image.open(p).convert("RGB")) for p in sorted(PHOTOS.iterdir())}
+    return {p.name: np.asarray(Image.open(p).convert("RGB")) for p in sorted(PHOTOS.iterdir())
+            if p.suffix.lower() in {".png", ".jpg", ".jpeg"}}
 
 
 @pytest.fixture(scope="session")
