@@ -1,0 +1,168 @@
+"""The `step1x-data` command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipelines.config import RunConfig
+from pipelines.inspect_run import inspect_command
+from pipelines.runner import RunError, RunSummary, run
+from tasks.registry import GEDIT_KEYS, available_tasks
+
+console = Console(stderr=True)
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`--param key=value`; values are YAML scalars, and a comma makes a list (`operations=haze,rain`)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--param")
+        params[key] = [yaml.safe_load(v) for v in value.split(",")] if "," in value else yaml.safe_load(value)
+    return params
+
+
+def print_summary(summary: RunSummary) -> None:
+    table = Table(title=f"step1x-data run → {summary.out}", show_header=False)
+    table.add_row("sources listed", str(summary.listed))
+    table.add_row("already done (resumed)", str(summary.already_done))
+    table.add_row("sources read", str(summary.read))
+    table.add_row("sources kept", str(summary.kept_sources))
+    table.add_row("samples written", str(summary.samples))
+    for reason, count in sorted(summary.rejects.items()):
+        table.add_row(f"rejected: {reason}", str(count))
+    table.add_row("samples per second", f"{summary.samples_per_second:.2f}")
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    table.add_row("folder total", f"{summary.total_samples} samples, {summary.total_rejects} rejects")
+    Console().print(table)
+    click.echo(
+        f"shards: {summary.out.rstrip('/')}/shards/  (manifests beside them; rejects in "
+        f"{summary.out.rstrip('/')}/rejects/)"
+    )
+
+
+@click.group()
+def main() -> None:
+    """Generate, judge and inspect instruction-based image-editing data."""
+
+
+@main.command("tasks")
+def tasks_command() -> None:
+    """List the edit categories, their GEdit-Bench keys and which have an implementation."""
+    ready = set(available_tasks())
+    for name, key in GEDIT_KEYS.items():
+        click.echo(f"{name:26s} {key:18s} {'available' if name in ready else 'not yet built'}")
+
+
+@main.command("run")
+@click.argument("task", type=click.Choice(list(GEDIT_KEYS)))
+@click.option("--source", required=True, help="Folder, list (.txt/.parquet), tar(s), glob or COCO json.")
+@click.option("--out", required=True, help="Run folder (local path, s3://, gs://).")
+@click.option(
+    "--labels",
+    default=None,
+    help="COCO instances json for the source folder (default: labels.coco.json inside it, if present).",
+)
+@click.option("--licence", default="unknown", show_default=True, help="Licence of sources without one.")
+@click.option("--backend", type=click.Choice(["offline", "models"]), default="offline", show_default=True)
+@click.option("--models-dir", envvar="STEP1X_MODELS", default=None, help="Local pretrained weights.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--image-format", type=click.Choice(["jpg", "png"]), default="jpg", show_default=True)
+@click.option("--max-side", type=int, default=2048, show_default=True, help="Downscale larger sources.")
+@click.option("--shard-max-samples", type=int, default=1000, show_default=True)
+@click.option("--shard-max-bytes", type=int, default=1 << 30, show_default=True)
+@click.option("--param", "params", multiple=True, help="Task parameter, key=value (repeatable).")
+@click.option("--workers", type=int, default=None, help="Parallel workers per stage (default: all CPUs).")
+@click.option("--address", default=None, help="Ray address (default: RAY_ADDRESS, else an embedded Ray).")
+@click.option(
+    "--executor",
+    type=click.Choice(["ray", "local"]),
+    default="ray",
+    show_default=True,
+    help="'local' runs the same steps in this process, without Ray.",
+)
+@click.option("--limit", type=int, default=None, help="Process at most this many new source items.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run_command(
+    task: str,
+    source: str,
+    out: str,
+    labels: str | None,
+    licence: str,
+    backend: str,
+    models_dir: str | None,
+    seed: int,
+    image_format: str,
+    max_side: int,
+    shard_max_samples: int,
+    shard_max_bytes: int,
+    params: tuple[str, ...],
+    workers: int | None,
+    address: str | None,
+    executor: str,
+    limit: int | None,
+    quiet: bool,
+) -> None:
+    """Make TASK pairs from --source into WebDataset shards under --out (resumes an existing --out)."""
+    try:
+        config = RunConfig(
+            task=task,
+            source=source,
+            out=out,
+            labels=labels,
+            licence=licence,
+            backend=backend,
+            models_dir=models_dir,
+            seed=seed,
+            image_format=image_format,
+            max_side=max_side,
+            shard_max_samples=shard_max_samples,
+            shard_max_bytes=shard_max_bytes,
+            task_params=_parse_params(params),
+            workers=workers,
+            address=address,
+            limit=limit,
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    )
+    with progress:
+        bar = progress.add_task(task, total=None, status="listing")
+
+        def on_progress(summary: RunSummary, todo: int) -> None:
+            progress.update(
+                bar,
+                completed=summary.read,
+                total=todo,
+                status=f"{summary.samples} samples, {sum(summary.rejects.values())} rejects",
+            )
+
+        try:
+            summary = run(config, executor=executor, on_progress=on_progress)
+        except RunError as error:
+            raise click.ClickException(str(error)) from None
+    print_summary(summary)
+
+
+def task_entry(task: str) -> None:
+    """`python -m pipelines.<task> ARGS` is `step1x-data run <task> ARGS` (the `ray job submit` form)."""
+    run_command.main(args=[task, *sys.argv[1:]], prog_name=f"python -m pipelines.{task}")
+
+
+main.add_command(inspect_command)

@@ -1,0 +1,179 @@
+"""Finding the source items of a run: folders, list files, WebDataset tars, COCO annotation files.
+
+Listing happens on the driver and yields small `SourceRef` dicts (a URI, a licence, optional COCO
+annotations); the bytes are read by the workers. Every location goes through fsspec, so local paths,
+s3:// and gs:// (with the s3/gcs extras) behave alike. A source that cannot be listed at all is a
+`SourceError` raised before any work starts; a tar that cannot be read becomes a reject row.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import tarfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+# Files in a source folder that describe the photos rather than being photos.
+SIDECAR_SUFFIXES = (".coco.json", ".md", ".license", ".licence")
+DEFAULT_LABELS_NAME = "labels.coco.json"
+
+
+class SourceError(Exception):
+    """A source that cannot be used at all (missing, unreadable listing, bad labels file)."""
+
+
+@dataclass
+class Listing:
+    refs: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)  # items that failed while listing
+
+
+def _ref(
+    uri: str,
+    licence: str,
+    annotations: list[dict[str, Any]] | None = None,
+    size: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    return {"uri": uri, "licence": licence, "annotations": annotations or [], "label_size": size}
+
+
+def _unstrip(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """A path as a URI other processes can open: local paths stay plain, remote ones keep their protocol."""
+    return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
+
+
+def load_coco(url: str) -> tuple[dict[str, dict[str, Any]], str]:
+    """COCO instances file -> {file_name: {annotations, licence, size}}, and its folder."""
+    try:
+        with fsspec.open(url, "rt", encoding="utf-8") as handle:
+            coco = json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        raise SourceError(f"cannot read COCO labels {url}: {error}") from None
+    if not isinstance(coco, dict) or "images" not in coco or "annotations" not in coco:
+        raise SourceError(f"{url} is not a COCO instances file (needs 'images' and 'annotations')")
+    categories = {c["id"]: c["name"] for c in coco.get("categories", [])}
+    licences = {lic["id"]: lic.get("name", "unknown") for lic in coco.get("licenses", [])}
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    for ann in coco["annotations"]:
+        if ann.get("category_id") not in categories:
+            raise SourceError(f"{url}: annotation {ann.get('id')} has an unknown category_id")
+        by_image.setdefault(ann["image_id"], []).append(
+            {
+                "category": categories[ann["category_id"]],
+                "bbox": ann.get("bbox"),
+                "segmentation": ann.get("segmentation"),
+                "iscrowd": int(ann.get("iscrowd", 0)),
+            }
+        )
+    images = {}
+    for img in coco["images"]:
+        images[img["file_name"]] = {
+            "annotations": by_image.get(img["id"], []),
+            "licence": licences.get(img.get("license"), "unknown"),
+            "size": (int(img["width"]), int(img["height"])),
+        }
+    return images, posixpath.dirname(url)
+
+
+def _list_tar(url: str, licence: str, listing: Listing) -> None:
+    try:
+        with fsspec.open(url, "rb") as handle, tarfile.open(fileobj=handle, mode="r|*") as archive:
+            members = [m.name for m in archive if m.isfile() and m.name.lower().endswith(IMAGE_SUFFIXES)]
+    except (OSError, tarfile.TarError, EOFError) as error:
+        listing.rejects.append(
+            {"source_uri": url, "reason": "unreadable_tar", "detail": f"{type(error).__name__}: {error}"}
+        )
+        return
+    listing.refs.extend(_ref(f"tar://{name}::{url}", licence) for name in members)
+
+
+def _list_folder(
+    fs: fsspec.AbstractFileSystem, root: str, labels: str | None, licence: str, listing: Listing
+) -> None:
+    if labels is None and fs.exists(posixpath.join(root, DEFAULT_LABELS_NAME)):
+        labels = _unstrip(fs, posixpath.join(root, DEFAULT_LABELS_NAME))
+    coco = load_coco(labels)[0] if labels else {}
+    for path in sorted(fs.find(root)):
+        name = posixpath.basename(path)
+        if (
+            name.startswith(".")
+            or name.lower().endswith(SIDECAR_SUFFIXES)
+            or name.upper().startswith(("LICENSE", "LICENCE", "README"))
+        ):
+            continue
+        relative = posixpath.relpath(path, root)
+        entry = coco.get(relative) or coco.get(name)
+        if entry:
+            listing.refs.append(
+                _ref(_unstrip(fs, path), entry["licence"], entry["annotations"], entry["size"])
+            )
+        elif name.lower().endswith((".tar", ".tar.gz", ".tgz")):
+            _list_tar(_unstrip(fs, path), licence, listing)
+        else:
+            listing.refs.append(_ref(_unstrip(fs, path), licence))
+
+
+def _list_file_of_uris(url: str, licence: str, listing: Listing) -> None:
+    base = posixpath.dirname(url)
+
+    def resolve(uri: str) -> str:
+        return uri if "://" in uri or uri.startswith("/") else posixpath.join(base, uri)
+
+    if url.endswith(".parquet"):
+        with fsspec.open(url, "rb") as handle:
+            table = pq.read_table(handle)
+        column = "uri" if "uri" in table.column_names else "path" if "path" in table.column_names else None
+        if column is None:
+            raise SourceError(f"{url}: a parquet list needs a 'uri' or 'path' column")
+        licences = table.column("licence").to_pylist() if "licence" in table.column_names else None
+        for i, uri in enumerate(table.column(column).to_pylist()):
+            listing.refs.append(_ref(resolve(uri), licences[i] if licences else licence))
+        return
+    with fsspec.open(url, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                listing.refs.append(_ref(resolve(line), licence))
+
+
+def list_sources(spec: str, labels: str | None = None, licence: str = "unknown") -> Listing:
+    """Every source item named by ``spec`` (see the module docstring), in a stable order."""
+    listing = Listing()
+    fs, path = fsspec.core.url_to_fs(spec)
+    if fsspec.core.has_magic(path):
+        matches = sorted(fs.glob(path))
+        if not matches:
+            raise SourceError(f"source pattern {spec} matches nothing")
+        for match in matches:
+            _list_one(fs, match, labels, licence, listing)
+        return listing
+    if not fs.exists(path):
+        raise SourceError(f"source {spec} does not exist")
+    _list_one(fs, path, labels, licence, listing)
+    return listing
+
+
+def _list_one(
+    fs: fsspec.AbstractFileSystem, path: str, labels: str | None, licence: str, listing: Listing
+) -> None:
+    url = _unstrip(fs, path)
+    if fs.isdir(path):
+        _list_folder(fs, path, labels, licence, listing)
+    elif path.endswith(".json"):
+        images, folder = load_coco(url)
+        for file_name, entry in sorted(images.items()):
+            listing.refs.append(
+                _ref(posixpath.join(folder, file_name), entry["licence"], entry["annotations"], entry["size"])
+            )
+    elif path.endswith((".txt", ".lst", ".parquet")):
+        _list_file_of_uris(url, licence, listing)
+    elif path.endswith((".tar", ".tar.gz", ".tgz")):
+        _list_tar(url, licence, listing)
+    else:
+        listing.refs.append(_ref(url, licence))

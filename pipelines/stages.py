@@ -1,0 +1,236 @@
+"""The pipeline's steps, each a small callable with one job: load → annotate → edit+encode.
+
+The same step objects run inside Ray Data (pipelines.graph) and in a plain loop (pipelines.graph's local
+executor and the benchmarks), so the two paths cannot drift apart. A step passes rejected items through
+untouched; the first step that rejects an item records why.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from annotators.inpaint import ClassicalInpainter
+from annotators.objects import ObjectAnnotator
+from pipelines.config import PIPELINE_VERSION, RunConfig, sample_id, source_seed
+from pipelines.decode import DecodeError
+from pipelines.load import load_source
+from tasks.records import Candidate, Skip, SourceSample
+from tasks.registry import GEDIT_KEYS, load_task
+from tasks.tools import Tools
+
+CHANGE_THRESHOLD = 8  # a pixel counts as changed when a channel moved by more than this (of 255)
+
+
+@dataclass
+class EncodedSample:
+    id: str
+    record: dict[str, Any]
+    src: bytes
+    tgt: bytes
+    mask: bytes | None
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.src) + len(self.tgt) + len(self.mask or b"") + 1024
+
+
+@dataclass
+class WorkItem:
+    ref: dict[str, Any]
+    source: SourceSample | None = None
+    sha256: str | None = None
+    reject_reason: str | None = None
+    reject_detail: str = ""
+    annotators: dict[str, dict[str, str]] = field(default_factory=dict)
+    samples: list[EncodedSample] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> bool:
+        return self.reject_reason is not None
+
+    def reject(self, reason: str, detail: str) -> WorkItem:
+        self.reject_reason, self.reject_detail, self.source = reason, detail, None
+        return self
+
+
+class LoadStep:
+    """Read, hash, decode and normalise the source; attach labels; downscale oversize photos."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+
+    def __call__(self, item: WorkItem) -> WorkItem:
+        try:
+            source = load_source(item.ref, self.config.decode)
+        except DecodeError as error:
+            item.sha256 = error.sha256
+            return item.reject(error.reason, error.detail)
+        item.sha256 = source.sha256
+        longest = max(source.width, source.height)
+        if longest > self.config.max_side:
+            scale = self.config.max_side / longest
+            size = (round(source.width * scale), round(source.height * scale))
+            source.image = cv2.resize(source.image, size, interpolation=cv2.INTER_AREA)
+            for label in source.labels:
+                if label.mask is not None:
+                    label.mask = (
+                        cv2.resize(label.mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+                    )
+                label.bbox = tuple(round(v * scale) for v in label.bbox)
+            source.notes.append(f"downscaled_from_{longest}")
+        item.source = source
+        return item
+
+
+class AnnotateStep:
+    """Run one annotator over the source (its backend is chosen by the run's backend)."""
+
+    def __init__(self, config: RunConfig, name: str) -> None:
+        if name != "objects":
+            raise ValueError(f"unknown annotator {name!r}")
+        self.name = name
+        self.annotator = ObjectAnnotator()
+
+    def __call__(self, item: WorkItem) -> WorkItem:
+        if item.rejected:
+            return item
+        item.annotators[self.name] = self.annotator.describe(item.source)
+        self.annotator(item.source)
+        return item
+
+
+def encode_image(image: np.ndarray, image_format: str, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    if image_format == "jpg":
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=0)
+    else:
+        Image.fromarray(image).save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
+
+
+def changed_ratio(source: np.ndarray, target: np.ndarray) -> float:
+    difference = np.abs(source.astype(np.int16) - target.astype(np.int16)).max(axis=2)
+    return float((difference > CHANGE_THRESHOLD).mean())
+
+
+class EditStep:
+    """The task's own logic, then encoding: what leaves this step is bytes, ready to be written."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.task = load_task(config.task)
+        self.params = config.task_params_resolved()
+        self.config_hash = config.config_hash()
+        self.tools = Tools(inpaint=ClassicalInpainter())
+
+    def __call__(self, item: WorkItem) -> WorkItem:
+        if item.rejected:
+            return item
+        source = item.source
+        result = self.task.make_pairs(
+            source, self.params, self.tools, source_seed(self.config.seed, source.sha256, self.config.task)
+        )
+        if isinstance(result, Skip):
+            return item.reject(result.reason, result.detail)
+        if not result:
+            return item.reject("no_candidates", "the task produced no pair")
+        item.samples = [self.encode(source, candidate, item.annotators) for candidate in result]
+        item.source = None  # the pixels are in the encoded samples now; do not ship them twice
+        return item
+
+    def encode(self, source: SourceSample, candidate: Candidate, annotators: dict[str, Any]) -> EncodedSample:
+        cfg = self.config
+        sid = sample_id(source.sha256, cfg.task, candidate.variant, self.config_hash)
+        height, width = candidate.target.shape[:2]
+        mask_bytes = None
+        if candidate.mask is not None:
+            mask_bytes = encode_image((candidate.mask * 255).astype(np.uint8), "png", 0)
+        record = {
+            "id": sid,
+            "task": cfg.task,
+            "gedit_key": GEDIT_KEYS[cfg.task],
+            "variant": candidate.variant,
+            "instruction": candidate.instruction,
+            "source": {
+                "uri": source.uri,
+                "sha256": source.sha256,
+                "licence": source.licence,
+                "width": source.width,
+                "height": source.height,
+                "conversions": source.notes,
+            },
+            "width": width,
+            "height": height,
+            "edit": {
+                "bbox": list(candidate.bbox) if candidate.bbox else None,
+                "has_mask": candidate.mask is not None,
+                "changed_ratio": round(changed_ratio(candidate.source, candidate.target), 5),
+                "params": candidate.params,
+            },
+            "annotators": {
+                **annotators,
+                **(
+                    {"inpaint": {"backend": self.tools.inpaint.name, "version": self.tools.inpaint.version}}
+                    if candidate.mask is not None
+                    else {}
+                ),
+            },
+            "backend": cfg.backend,
+            "seed": source_seed(cfg.seed, source.sha256, cfg.task),
+            "config_hash": self.config_hash,
+            "pipeline_version": PIPELINE_VERSION,
+            "src_ext": cfg.image_format,
+            "tgt_ext": cfg.image_format,
+        }
+        json.dumps(record)  # fail here, in the worker, on anything a reader could not parse
+        return EncodedSample(
+            id=sid,
+            record=record,
+            src=encode_image(candidate.source, cfg.image_format, cfg.jpeg_quality),
+            tgt=encode_image(candidate.target, cfg.image_format, cfg.jpeg_quality),
+            mask=mask_bytes,
+        )
+
+
+Step = Callable[[WorkItem], WorkItem]
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A step not yet built: the driver plans the graph from these without loading any model."""
+
+    name: str
+    make: Callable[[], Step]
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    run_key: str = ""  # identifies the run, so a worker process reuses a built step across blocks
+
+
+def step_specs(config: RunConfig) -> list[StepSpec]:
+    """The ordered steps for a run's task: load, one per annotator the task reads, edit."""
+    task = load_task(config.task)
+    run_key = f"{config.config_hash()}|{config.out}"
+    annotate = [
+        StepSpec(
+            f"annotate:{name}",
+            partial(AnnotateStep, config, name),
+            ObjectAnnotator.resources.num_cpus,
+            ObjectAnnotator.resources.num_gpus,
+            run_key,
+        )
+        for name in task.ANNOTATORS
+    ]
+    return [
+        StepSpec("load", partial(LoadStep, config), run_key=run_key),
+        *annotate,
+        StepSpec("edit", partial(EditStep, config), run_key=run_key),
+    ]

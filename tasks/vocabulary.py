@@ -1,0 +1,142 @@
+"""Bilingual object vocabulary and position phrases used by the instruction templates.
+
+The 80 COCO categories come first (names exactly as in COCO's instance annotations), then a few common
+objects COCO lacks. Chinese names are the ordinary everyday words, not literal glosses.
+"""
+
+from __future__ import annotations
+
+COCO_OBJECTS: dict[str, str] = {
+    "person": "人",
+    "bicycle": "自行车",
+    "car": "汽车",
+    "motorcycle": "摩托车",
+    "airplane": "飞机",
+    "bus": "公交车",
+    "train": "火车",
+    "truck": "卡车",
+    "boat": "船",
+    "traffic light": "红绿灯",
+    "fire hydrant": "消防栓",
+    "stop sign": "停车标志",
+    "parking meter": "停车计时器",
+    "bench": "长椅",
+    "bird": "鸟",
+    "cat": "猫",
+    "dog": "狗",
+    "horse": "马",
+    "sheep": "羊",
+    "cow": "牛",
+    "elephant": "大象",
+    "bear": "熊",
+    "zebra": "斑马",
+    "giraffe": "长颈鹿",
+    "backpack": "背包",
+    "umbrella": "雨伞",
+    "handbag": "手提包",
+    "tie": "领带",
+    "suitcase": "行李箱",
+    "frisbee": "飞盘",
+    "skis": "滑雪板",
+    "snowboard": "单板滑雪板",
+    "sports ball": "球",
+    "kite": "风筝",
+    "baseball bat": "棒球棒",
+    "baseball glove": "棒球手套",
+    "skateboard": "滑板",
+    "surfboard": "冲浪板",
+    "tennis racket": "网球拍",
+    "bottle": "瓶子",
+    "wine glass": "酒杯",
+    "cup": "杯子",
+    "fork": "叉子",
+    "knife": "刀",
+    "spoon": "勺子",
+    "bowl": "碗",
+    "banana": "香蕉",
+    "apple": "苹果",
+    "sandwich": "三明治",
+    "orange": "橙子",
+    "broccoli": "西兰花",
+    "carrot": "胡萝卜",
+    "hot dog": "热狗",
+    "pizza": "披萨",
+    "donut": "甜甜圈",
+    "cake": "蛋糕",
+    "chair": "椅子",
+    "couch": "沙发",
+    "potted plant": "盆栽",
+    "bed": "床",
+    "dining table": "餐桌",
+    "toilet": "马桶",
+    "tv": "电视",
+    "laptop": "笔记本电脑",
+    "mouse": "鼠标",
+    "remote": "遥控器",
+    "keyboard": "键盘",
+    "cell phone": "手机",
+    "microwave": "微波炉",
+    "oven": "烤箱",
+    "toaster": "烤面包机",
+    "sink": "水槽",
+    "refrigerator": "冰箱",
+    "book": "书",
+    "clock": "钟",
+    "vase": "花瓶",
+    "scissors": "剪刀",
+    "teddy bear": "泰迪熊",
+    "hair drier": "吹风机",
+    "toothbrush": "牙刷",
+}
+
+EXTRA_OBJECTS: dict[str, str] = {
+    "rocket": "火箭",
+    "camera": "相机",
+    "tripod": "三脚架",
+    "helmet": "头盔",
+    "flag": "旗帜",
+    "saucer": "碟子",
+    "lamp": "台灯",
+    "tree": "树",
+    "sign": "标牌",
+    "hat": "帽子",
+    "glasses": "眼镜",
+    "space shuttle": "航天飞机", "object": "物体",
+}
+
+OBJECTS: dict[str, str] = {**COCO_OBJECTS, **EXTRA_OBJECTS}
+
+# English names whose instructions read better without the category's plural-looking form.
+_EN_DISPLAY = {"skis": "pair of skis", "tv": "TV", "sports ball": "ball", "cell phone": "phone"}
+
+
+def object_names(category: str) -> dict[str, str]:
+    """The English and Chinese names of a category; unknown categories fall back to the raw name."""
+    key = category.strip().lower()
+    zh = OBJECTS.get(key)
+    if zh is None:
+        return {"en": key, "zh": key}
+    return {"en": _EN_DISPLAY.get(key, key), "zh": zh}
+
+
+# Position of a box in the frame, on a 3x3 grid of the image: (column, row) -> phrases.
+_POSITIONS: dict[tuple[int, int], dict[str, str]] = {
+    (0, 0): {"en": "at the top left", "zh": "左上角"},
+    (1, 0): {"en": "at the top", "zh": "上方"},
+    (2, 0): {"en": "at the top right", "zh": "右上角"},
+    (0, 1): {"en": "on the left", "zh": "左侧"},
+    (1, 1): {"en": "in the middle", "zh": "中间"},
+    (2, 1): {"en": "on the right", "zh": "右侧"},
+    (0, 2): {"en": "at the bottom left", "zh": "左下角"},
+    (1, 2): {"en": "at the bottom", "zh": "下方"},
+    (2, 2): {"en": "at the bottom right", "zh": "右下角"},
+}
+
+
+def position_phrase(bbox: tuple[int, int, int, int], width: int, height: int) -> dict[str, str]:
+    """Where the box's centre falls on a 3x3 grid of the image, in both languages."""
+    cx = (bbox[0] + bbox[2]) / 2 / width
+    cy = (bbox[1] + bbox[3]) / 2 / height
+    col = min(int(cx * 3), 2)
+    row = min(int(cy * 3), 2)
+    return _POSITIONS[(col, row)]
