@@ -12,7 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipelines.config import RunConfig
+from pipelines.filter import filter_command
 from pipelines.inspect_run import inspect_command
+from pipelines.judge_agreement import judge_agreement_command
 from pipelines.runner import RunError, RunSummary, run
 from tasks.registry import GEDIT_KEYS, available_tasks
 
@@ -166,3 +168,5 @@ def task_entry(task: str) -> None:
 
 
 main.add_command(inspect_command)
+main.add_command(filter_command)
+main.add_command(judge_agreement_command)
