@@ -49,11 +49,15 @@ class ClassicalInpainter:
         # Scaling can shrink thin parts of the hole out of existence; grow it back by a pixel.
         small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
         filled = cv2.inpaint(small, small_hole * 255, max(3, round(5 * scale)), cv2.INPAINT_TELEA)
-        fill = cv2.resize(filled, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        fill = cv2.resize(filled, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_CUBIC).astype(
+            np.float32
+        )
         fill += self._grain(crop, crop_mask, mask_seed=x0 * 7919 + y0)
 
         alpha = crop_mask.astype(np.float32)
-        core = cv2.erode(crop_mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(self.feather, 1))
+        core = cv2.erode(
+            crop_mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(self.feather, 1)
+        )
         if self.feather > 0 and core.any():  # a hole thinner than the feather is replaced whole
             blurred = cv2.GaussianBlur(core.astype(np.float32), (0, 0), self.feather / 2)
             alpha = np.where(crop_mask, blurred, 0.0)

@@ -144,21 +144,25 @@ def run_command(
         console=console,
         disable=quiet,
     )
-    with progress:
-        bar = progress.add_task(task, total=None, status="listing")
+    bars: list = []  # shown from the first item on, so an error before any work is one line
 
-        def on_progress(summary: RunSummary, todo: int) -> None:
-            progress.update(
-                bar,
-                completed=summary.read,
-                total=todo,
-                status=f"{summary.samples} samples, {sum(summary.rejects.values())} rejects",
-            )
+    def on_progress(summary: RunSummary, todo: int) -> None:
+        if not bars:
+            progress.start()
+            bars.append(progress.add_task(task, total=todo, status=""))
+        progress.update(
+            bars[0],
+            completed=summary.read,
+            total=todo,
+            status=f"{summary.samples} samples, {sum(summary.rejects.values())} rejects",
+        )
 
-        try:
-            summary = run(config, executor=executor, on_progress=on_progress)
-        except RunError as error:
-            raise click.ClickException(str(error)) from None
+    try:
+        summary = run(config, executor=executor, on_progress=on_progress)
+    except RunError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        progress.stop()
     print_summary(summary)
 
 
@@ -170,3 +174,7 @@ def task_entry(task: str) -> None:
 main.add_command(inspect_command)
 main.add_command(filter_command)
 main.add_command(judge_agreement_command)
+
+
+if __name__ == "__main__":
+    main()

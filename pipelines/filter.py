@@ -43,15 +43,29 @@ from pipelines.views import (
 )
 
 JUDGE_COLUMNS = ["judge", "sc", "pq", "o", "judge_status", "judge_reason", "judge_details", "near_dup_of"]
-JUDGE_SCHEMA = pa.schema([
-    ("judge", pa.string()), ("sc", pa.float64()), ("pq", pa.float64()), ("o", pa.float64()),
-    ("judge_status", pa.string()), ("judge_reason", pa.string()), ("judge_details", pa.string()),
-    ("near_dup_of", pa.string()),
-])
-REJECTED_SCHEMA = pa.schema([
-    ("id", pa.string()), ("shard", pa.string()), ("task", pa.string()), ("reason", pa.string()),
-    ("sc", pa.float64()), ("pq", pa.float64()), ("o", pa.float64()),
-])
+JUDGE_SCHEMA = pa.schema(
+    [
+        ("judge", pa.string()),
+        ("sc", pa.float64()),
+        ("pq", pa.float64()),
+        ("o", pa.float64()),
+        ("judge_status", pa.string()),
+        ("judge_reason", pa.string()),
+        ("judge_details", pa.string()),
+        ("near_dup_of", pa.string()),
+    ]
+)
+REJECTED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("shard", pa.string()),
+        ("task", pa.string()),
+        ("reason", pa.string()),
+        ("sc", pa.float64()),
+        ("pq", pa.float64()),
+        ("o", pa.float64()),
+    ]
+)
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -69,8 +83,8 @@ class Thresholds:
 class ThresholdTable:
     """CLI thresholds as the default, overridden key by key per task from a YAML file:
 
-        default: {min_o: 6.0}            # optional, overrides the CLI's values for every task
-        tone_transformation: {min_sc: 5.0, min_pq: 6.5}
+    default: {min_o: 6.0}            # optional, overrides the CLI's values for every task
+    tone_transformation: {min_sc: 5.0, min_pq: 6.5}
     """
 
     default: Thresholds
@@ -181,16 +195,29 @@ class FilterReport:
 
 def _judged_row(judge_name: str, result: JudgeResult, near_dup_of: str | None) -> dict[str, Any]:
     return {
-        "judge": judge_name, "sc": result.sc, "pq": result.pq, "o": result.o,
-        "judge_status": result.status, "judge_reason": result.reason,
+        "judge": judge_name,
+        "sc": result.sc,
+        "pq": result.pq,
+        "o": result.o,
+        "judge_status": result.status,
+        "judge_reason": result.reason,
         "judge_details": json.dumps(result.details, ensure_ascii=False, default=float),
         "near_dup_of": near_dup_of,
     }
 
 
-def filter_run(run: Path, judge: SampleJudge, thresholds: ThresholdTable, view: str = "kept",
-               reshard: bool = False, shard_size: int = 1000, keep_near_dups: bool = False,
-               rejudge: bool = False, workers: int = 4, client: MLLMClient | None = None) -> FilterReport:
+def filter_run(
+    run: Path,
+    judge: SampleJudge,
+    thresholds: ThresholdTable,
+    view: str = "kept",
+    reshard: bool = False,
+    shard_size: int = 1000,
+    keep_near_dups: bool = False,
+    rejudge: bool = False,
+    workers: int = 4,
+    client: MLLMClient | None = None,
+) -> FilterReport:
     start = time.perf_counter()
     manifests = manifest_paths(run)
     if not manifests:
@@ -203,13 +230,15 @@ def filter_run(run: Path, judge: SampleJudge, thresholds: ThresholdTable, view: 
     for manifest_path in manifests:
         table = pq.read_table(manifest_path)
         rows = table.to_pylist()
-        previous = {r["id"]: r for r in rows
-                    if r.get("judge") == judge.name and r.get("judge_status") == "ok"}
+        previous = {
+            r["id"]: r for r in rows if r.get("judge") == judge.name and r.get("judge_status") == "ok"
+        }
         tar_path = manifest_path.with_suffix(".tar")
         by_id: dict[str, dict[str, Any]] = {}
 
-        def work(sample: dict[str, Any], previous: dict[str, dict[str, Any]] = previous) -> tuple[
-                str, Signature, JudgeResult | None]:
+        def work(
+            sample: dict[str, Any], previous: dict[str, dict[str, Any]] = previous
+        ) -> tuple[str, Signature, JudgeResult | None]:
             key = sample["__key__"]
             signature = Signature.of(_rgb(_member(sample, "src")), _rgb(_member(sample, "tgt")))
             if key in previous and not rejudge:
@@ -227,8 +256,9 @@ def filter_run(run: Path, judge: SampleJudge, thresholds: ThresholdTable, view: 
                 by_id[key] = _judged_row(judge.name, result, dup_of)
         missing = [r["id"] for r in rows if r["id"] not in by_id]
         if missing:
-            raise click.ClickException(f"{manifest_path}: {len(missing)} manifest ids missing from the tar, "
-                                       f"e.g. {missing[0]}")
+            raise click.ClickException(
+                f"{manifest_path}: {len(missing)} manifest ids missing from the tar, e.g. {missing[0]}"
+            )
         judge_table = pa.Table.from_pylist([by_id[r["id"]] for r in rows], schema=JUDGE_SCHEMA)
         base = table.drop_columns([c for c in JUDGE_COLUMNS if c in table.column_names])
         for name in JUDGE_COLUMNS:
@@ -250,14 +280,29 @@ def filter_run(run: Path, judge: SampleJudge, thresholds: ThresholdTable, view: 
     if client is not None:
         judge_record |= {"config": client.config.to_record(), "usage": client.usage.to_record()}
     seconds = time.perf_counter() - start
-    meta = {"judge": judge.name, "thresholds": thresholds.to_record(), "keep_near_dups": keep_near_dups,
-            "read": read, "kept": kept.num_rows, "dropped": dict(dropped), "seconds": round(seconds, 3),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    view_dir = write_view(run, view, kept, pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA), meta,
-                          reshard, shard_size)
+    meta = {
+        "judge": judge.name,
+        "thresholds": thresholds.to_record(),
+        "keep_near_dups": keep_near_dups,
+        "read": read,
+        "kept": kept.num_rows,
+        "dropped": dict(dropped),
+        "seconds": round(seconds, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    view_dir = write_view(
+        run, view, kept, pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA), meta, reshard, shard_size
+    )
     _record_in_run_json(run, judge_record | {"seconds": round(seconds, 3)})
-    return FilterReport(read=read, kept=kept.num_rows, judged=judged, dropped=dict(dropped), view=view_dir,
-                        seconds=seconds, judge=judge_record)
+    return FilterReport(
+        read=read,
+        kept=kept.num_rows,
+        judged=judged,
+        dropped=dict(dropped),
+        view=view_dir,
+        seconds=seconds,
+        judge=judge_record,
+    )
 
 
 def _record_in_run_json(run: Path, judge_record: dict[str, Any]) -> None:
@@ -269,36 +314,76 @@ def _record_in_run_json(run: Path, judge_record: dict[str, Any]) -> None:
 
 @click.command("filter")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--judge", "judge_kind", type=click.Choice(["heuristic", "openai"]), default="heuristic",
-              show_default=True, help="heuristic: offline pixel measurements; openai: VIEScore through an "
-              "OpenAI-compatible server.")
-@click.option("--judge-url", envvar="STEP1X_JUDGE_URL", help="Base URL of the server, e.g. http://vllm:8000/v1.")
+@click.option(
+    "--judge",
+    "judge_kind",
+    type=click.Choice(["heuristic", "openai"]),
+    default="heuristic",
+    show_default=True,
+    help="heuristic: offline pixel measurements; openai: VIEScore through an OpenAI-compatible server.",
+)
+@click.option(
+    "--judge-url", envvar="STEP1X_JUDGE_URL", help="Base URL of the server, e.g. http://vllm:8000/v1."
+)
 @click.option("--judge-model", envvar="STEP1X_JUDGE_MODEL", help="Model name served there.")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
-              help="Name of the environment variable holding the API key (the key is never stored).")
-@click.option("--judge-language", type=click.Choice(["en", "zh"]), default="en", show_default=True,
-              help="Which instruction is judged; the prompt is in the same language.")
+@click.option(
+    "--api-key-env",
+    default="OPENAI_API_KEY",
+    show_default=True,
+    help="Name of the environment variable holding the API key (the key is never stored).",
+)
+@click.option(
+    "--judge-language",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="Which instruction is judged; the prompt is in the same language.",
+)
 @click.option("--concurrency", default=8, show_default=True, help="Requests in flight to the server.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds per request.")
 @click.option("--max-retries", default=3, show_default=True, help="Retries on 429/5xx/timeouts.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Judge answer cache [default: RUN/judge_cache].")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Judge answer cache [default: RUN/judge_cache].",
+)
 @click.option("--min-sc", default=0.0, show_default=True)
 @click.option("--min-pq", default=0.0, show_default=True)
 @click.option("--min-o", default=0.0, show_default=True)
-@click.option("--thresholds", "thresholds_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML of per-task thresholds overriding the --min-* values.")
+@click.option(
+    "--thresholds",
+    "thresholds_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML of per-task thresholds overriding the --min-* values.",
+)
 @click.option("--view", default="kept", show_default=True, help="Writes RUN/views/NAME/.")
 @click.option("--reshard", is_flag=True, help="Also write tars of the kept samples under the view.")
 @click.option("--shard-size", default=1000, show_default=True, help="Samples per tar with --reshard.")
 @click.option("--keep-near-dups", is_flag=True, help="Keep samples flagged as near-duplicates.")
 @click.option("--rejudge", is_flag=True, help="Judge rows the manifest already scores.")
 @click.option("--workers", default=min(8, os.cpu_count() or 1), show_default=True, help="Judge threads.")
-def filter_command(run: Path, judge_kind: str, judge_url: str | None, judge_model: str | None,
-                   api_key_env: str, judge_language: str, concurrency: int, timeout: float, max_retries: int,
-                   cache_dir: Path | None, min_sc: float, min_pq: float, min_o: float,
-                   thresholds_path: Path | None, view: str, reshard: bool, shard_size: int,
-                   keep_near_dups: bool, rejudge: bool, workers: int) -> None:
+def filter_command(
+    run: Path,
+    judge_kind: str,
+    judge_url: str | None,
+    judge_model: str | None,
+    api_key_env: str,
+    judge_language: str,
+    concurrency: int,
+    timeout: float,
+    max_retries: int,
+    cache_dir: Path | None,
+    min_sc: float,
+    min_pq: float,
+    min_o: float,
+    thresholds_path: Path | None,
+    view: str,
+    reshard: bool,
+    shard_size: int,
+    keep_near_dups: bool,
+    rejudge: bool,
+    workers: int,
+) -> None:
     """Judge the samples of RUN, write scores into its manifests and the kept ids into a view."""
     thresholds = ThresholdTable.load(Thresholds(min_sc, min_pq, min_o), thresholds_path)
     client: MLLMClient | None = None
@@ -306,19 +391,35 @@ def filter_command(run: Path, judge_kind: str, judge_url: str | None, judge_mode
     if judge_kind == "openai":
         if not judge_url or not judge_model:
             raise click.UsageError("--judge openai needs --judge-url and --judge-model")
-        client = MLLMClient(MLLMConfig(
-            base_url=judge_url, model=judge_model, api_key_env=api_key_env, timeout_s=timeout,
-            max_retries=max_retries, concurrency=concurrency,
-            cache_dir=str(cache_dir or run / "judge_cache"),
-        ))
+        client = MLLMClient(
+            MLLMConfig(
+                base_url=judge_url,
+                model=judge_model,
+                api_key_env=api_key_env,
+                timeout_s=timeout,
+                max_retries=max_retries,
+                concurrency=concurrency,
+                cache_dir=str(cache_dir or run / "judge_cache"),
+            )
+        )
         judge = MLLMSampleJudge(client, judge_language)
         # Threads beyond the request limit would only wait on it; fewer would leave the server idle.
         workers = max(workers, concurrency)
     else:
         judge = HeuristicSampleJudge()
     try:
-        report = filter_run(run, judge, thresholds, view=view, reshard=reshard, shard_size=shard_size,
-                            keep_near_dups=keep_near_dups, rejudge=rejudge, workers=workers, client=client)
+        report = filter_run(
+            run,
+            judge,
+            thresholds,
+            view=view,
+            reshard=reshard,
+            shard_size=shard_size,
+            keep_near_dups=keep_near_dups,
+            rejudge=rejudge,
+            workers=workers,
+            client=client,
+        )
     finally:
         if client is not None:
             client.close()

@@ -80,8 +80,9 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
     return (p_observed - p_chance) / (1 - p_chance) if p_chance < 1 else float("nan")
 
 
-def agreement(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]],
-              thresholds: dict[str, float]) -> dict[str, Any]:
+def agreement(
+    a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], thresholds: dict[str, float]
+) -> dict[str, Any]:
     common = sorted(set(a) & set(b))
     report: dict[str, Any] = {"n_a": len(a), "n_b": len(b), "n_common": len(common), "scores": {}}
     for score in SCORES:
@@ -110,8 +111,9 @@ def agreement(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]],
 @click.option("--min-pq", default=6.0, show_default=True, help="Keep threshold on PQ for kappa.")
 @click.option("--min-o", default=6.0, show_default=True, help="Keep threshold on O for kappa.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def judge_agreement_command(a: Path, b: Path, min_sc: float, min_pq: float, min_o: float,
-                            as_json: bool) -> None:
+def judge_agreement_command(
+    a: Path, b: Path, min_sc: float, min_pq: float, min_o: float, as_json: bool
+) -> None:
     """Agreement between the judge scores (or human labels in a CSV) of A and B."""
     report = agreement(load_scores(a), load_scores(b), {"sc": min_sc, "pq": min_pq, "o": min_o})
     if not report["scores"]:
@@ -125,6 +127,14 @@ def judge_agreement_command(a: Path, b: Path, min_sc: float, min_pq: float, min_
     for column in ("score", "n", "spearman", "threshold", "kappa", "keep agreement", "mean A", "mean B"):
         table.add_column(column, justify="right")
     for score, r in report["scores"].items():
-        table.add_row(score, str(r["n"]), f"{r['spearman']:.3f}", f"{r['threshold']:g}", f"{r['kappa']:.3f}",
-                      f"{r['keep_agreement']:.3f}", f"{r['mean_a']:.2f}", f"{r['mean_b']:.2f}")
+        table.add_row(
+            score,
+            str(r["n"]),
+            f"{r['spearman']:.3f}",
+            f"{r['threshold']:g}",
+            f"{r['kappa']:.3f}",
+            f"{r['keep_agreement']:.3f}",
+            f"{r['mean_a']:.2f}",
+            f"{r['mean_b']:.2f}",
+        )
     Console().print(table)

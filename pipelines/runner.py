@@ -101,7 +101,9 @@ def prepare(config: RunConfig) -> tuple[RunFolder, Listing]:
     _check_backend(config)
     try:
         listing = list_sources(config.source, config.labels, config.licence)
-    except (SourceError, OSError, ValueError) as error:
+    except SourceError as error:
+        raise RunError(str(error)) from None
+    except (OSError, ValueError) as error:
         raise RunError(f"cannot list source {config.source}: {error}") from None
     folder = RunFolder(config.out)
     try:
@@ -127,6 +129,7 @@ def _init_ray(config: RunConfig) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded local Ray needs no token
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # the runner reports progress itself
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if config.address:
         ray.init(address=config.address, **kwargs)

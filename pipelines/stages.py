@@ -166,7 +166,9 @@ class EditStep:
                 "licence": source.licence,
                 "width": source.width,
                 "height": source.height,
-                "conversions": source.notes,
+                # A string, not a list: readers that infer a schema from the first rows (datasets)
+                # would type an empty list as null and then fail on the first non-empty one.
+                "conversions": ",".join(source.notes),
             },
             "width": width,
             "height": height,

@@ -105,8 +105,15 @@ def _reshard(run: Path, kept: pa.Table, out_dir: Path, shard_size: int) -> int:
     return n_shards
 
 
-def write_view(run: Path, name: str, kept: pa.Table, rejected: pa.Table, meta: dict[str, Any],
-               reshard: bool, shard_size: int) -> Path:
+def write_view(
+    run: Path,
+    name: str,
+    kept: pa.Table,
+    rejected: pa.Table,
+    meta: dict[str, Any],
+    reshard: bool,
+    shard_size: int,
+) -> Path:
     """Builds the view in a temp folder next to it and swaps it in, so readers never see half a view.
 
     `kept` holds full manifest rows (with judge columns) of the kept samples; `rejected` holds id, shard,

@@ -228,7 +228,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
                 source=source.image,
                 target=edited8,
                 instruction=_phrase(op.phrases[forward_key], rng),
-                params={**params_out, "direction": forward_key},
+                params={**params_out, "direction": forward_key, "inverse": False},
             )
         )
         if params.inverse_pairs:

@@ -101,7 +101,8 @@ EXTRA_OBJECTS: dict[str, str] = {
     "sign": "标牌",
     "hat": "帽子",
     "glasses": "眼镜",
-    "space shuttle": "航天飞机", "object": "物体",
+    "space shuttle": "航天飞机",
+    "object": "物体",
 }
 
 OBJECTS: dict[str, str] = {**COCO_OBJECTS, **EXTRA_OBJECTS}
