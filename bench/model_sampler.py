@@ -131,6 +131,9 @@ def main() -> None:
         default=True,
         help="fullgraph compile of the repeated blocks (the step cache's hooks need --no-fullgraph)",
     )
+    p.add_argument(
+        "--fp8-encoder", action="store_true", help="fp8 modes also quantise the MLLM (weight-only)"
+    )
     p.add_argument("--tiny", action="store_true", help="tiny models on the CPU: a dry run of this script")
     args = p.parse_args()
     cuda = torch.cuda.is_available() and not args.tiny
@@ -158,7 +161,7 @@ def main() -> None:
         entry: dict = {}
         try:
             if "fp8" in parts and not quantized:
-                sampler.quantize_fp8()
+                sampler.quantize_fp8(encoder=args.fp8_encoder)
                 quantized = True
             if "compile" in parts and not compiled:
                 sampler.transformer.compile_repeated_blocks(fullgraph=args.fullgraph)

@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--offload", action="store_true", help="keep components on the CPU until each runs")
     p.add_argument("--fp8", action="store_true", help="fp8 linear layers in the DiT (torchao)")
+    p.add_argument("--fp8-encoder", action="store_true", help="also fp8 weight-only for the MLLM encoder")
     p.add_argument("--tiny", action="store_true", help="tiny random models, no weights (smoke test only)")
     return p
 
@@ -80,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
             offload=args.offload,
             lora_scale=args.lora_scale,
         )
-    if args.fp8:
-        sampler.quantize_fp8()
+    if args.fp8 or args.fp8_encoder:
+        sampler.quantize_fp8(encoder=args.fp8_encoder)
     out = Path(args.out)
     single_file = len(jobs) == 1 and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
     if not single_file:

@@ -112,13 +112,25 @@ class Step1XEditSampler:
         self.transformer.dit.load_lora_adapter(path, prefix=None, adapter_name=adapter_name)
         self.lora_scale = scale
 
-    def quantize_fp8(self) -> None:
-        """fp8 dynamic-activation + fp8 weight linears in the DiT via torchao (lossy; needs a Hopper GPU)."""
+    def quantize_fp8(self, encoder: bool = False) -> None:
+        """fp8 linears through torchao (lossy; needs a Hopper-class GPU).
+
+        The DiT gets fp8 dynamic activations + fp8 per-row weights (both matmul operands fp8: faster and half
+        the memory). With encoder=True the MLLM gets fp8 weight-only quantisation, which halves its memory;
+        it runs once per edit, so its speed matters little.
+        """
         try:
-            from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+            from torchao.quantization import (
+                Float8DynamicActivationFloat8WeightConfig,
+                Float8WeightOnlyConfig,
+                PerRow,
+                quantize_,
+            )
         except ImportError as e:
             raise ImportError("fp8 needs torchao: pip install torchao") from e
         quantize_(self.transformer.dit, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+        if encoder:
+            quantize_(self.encoder.model, Float8WeightOnlyConfig())
 
     def enable_step_cache(self, threshold: float = 0.08) -> None:
         """diffusers FirstBlockCache on the DiT: skip the other blocks while block 0's residual barely moves.
