@@ -1,0 +1,99 @@
+"""Resume: a run killed with SIGKILL part-way and restarted ends with exactly the samples of a run that was
+never interrupted, each written once; leftovers of the interrupted commit are removed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+from conftest import REPO, cli, write_variants
+
+
+def committed_ids(run: Path) -> list[str]:
+    ids: list[str] = []
+    for path in sorted((run / "shards").glob("shard-*.parquet")):
+        ids.extend(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+    return ids
+
+
+def tar_keys(run: Path) -> list[str]:
+    tars = sorted(str(p) for p in (run / "shards").glob("shard-*.tar"))
+    return [sample["__key__"] for sample in wds.WebDataset(tars, shardshuffle=False)]
+
+
+def reject_uris(run: Path) -> list[str]:
+    uris: list[str] = []
+    for path in sorted((run / "rejects").glob("rejects-*.parquet")):
+        uris.extend(pq.read_table(path, columns=["source_uri"]).column("source_uri").to_pylist())
+    return uris
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("many")
+    write_variants(folder, 24)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(source: Path, tmp_path: Path) -> None:
+    args = ["run", "tone_transformation", "--source", str(source), "--quiet", "--shard-max-samples", "6",
+            "--workers", "1"]
+    reference = tmp_path / "reference"
+    cli(*args, "--out", str(reference))
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args, "--out", str(interrupted)],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list((interrupted / "shards").glob("shard-*.parquet"))) < 3:
+        time.sleep(0.05)
+    # SIGKILL the whole process group: the driver and the Ray it started get no chance to clean up.
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    partial = committed_ids(interrupted)
+    assert 3 * 6 <= len(partial) < len(committed_ids(reference)), "the kill must land part-way through"
+
+    resumed = cli(*args, "--out", str(interrupted)).stdout
+    assert "already done (resumed)" in resumed
+    final = committed_ids(interrupted)
+    assert sorted(final) == sorted(committed_ids(reference))
+    assert not [k for k, n in Counter(final).items() if n > 1], "a sample was written twice"
+    assert sorted(tar_keys(interrupted)) == sorted(final), "every tar member has its manifest row"
+    assert sorted(reject_uris(interrupted)) == sorted(reject_uris(reference)) == [str(source / "broken.jpg")]
+    assert not list((interrupted / "shards").glob(".*.partial"))
+
+
+def test_rerun_of_a_finished_run_writes_nothing_and_removes_orphans(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "done"
+    args = ["run", "tone_transformation", "--source", str(source), "--quiet", "--executor", "local",
+            "--shard-max-samples", "50", "--out", str(out)]
+    cli(*args)
+    before = sorted(committed_ids(out))
+    # What an interrupted commit leaves: a tar renamed without its manifest, and a partial file.
+    orphan = out / "shards" / "shard-000099.tar"
+    orphan.write_bytes((out / "shards" / "shard-000000.tar").read_bytes())
+    partial = out / "shards" / ".shard-000100.tar.partial"
+    partial.write_bytes(b"half a tar")
+    stdout = cli(*args).stdout
+    assert not orphan.exists() and not partial.exists()
+    assert sorted(committed_ids(out)) == before
+    assert "samples written" in stdout and " 0 " in stdout.split("samples written")[1].splitlines()[0]
+
+
+def test_resume_refuses_another_config(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    base = ["run", "tone_transformation", "--source", str(source), "--quiet", "--executor", "local",
+            "--limit", "2", "--out", str(out)]
+    cli(*base)
+    other = cli(*base, "--seed", "5", check=False)
+    assert other.returncode != 0 and "config hash" in other.stderr
