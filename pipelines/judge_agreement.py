@@ -123,7 +123,10 @@ def judge_agreement_command(
         clean = json.loads(json.dumps(report), parse_constant=lambda _: None)
         click.echo(json.dumps(clean, indent=2))
         return
-    table = Table(title=f"{a}  vs  {b}  ({report['n_common']} common samples)")
+    console = Console()
+    # A line of its own: a table title would be wrapped to the (narrow) table's width.
+    console.print(f"{a}  vs  {b}  ({report['n_common']} common samples)", soft_wrap=True)
+    table = Table()
     for column in ("score", "n", "spearman", "threshold", "kappa", "keep agreement", "mean A", "mean B"):
         table.add_column(column, justify="right")
     for score, r in report["scores"].items():
@@ -137,4 +140,4 @@ def judge_agreement_command(
             f"{r['mean_a']:.2f}",
             f"{r['mean_b']:.2f}",
         )
-    Console().print(table)
+    console.print(table)

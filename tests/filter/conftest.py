@@ -19,21 +19,30 @@ def photos() -> dict[str, np.ndarray]:
             if p.suffix.lower() in {".png", ".jpg", ".jpeg"}}
 
 
-@pytest.fixture(scope="session")
-def produced_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real run made by `step1x-data run` (the installed console script), once per session.
+CLI = Path(sys.executable).with_name("step1x-data")  # the installed console script
 
-    Small shards so that the filter meets several manifests; the local executor because Ray's start-up would
-    dominate the test time and the run's content is the same either way.
-    """
-    out = tmp_path_factory.mktemp("produced") / "run"
-    cli = Path(sys.executable).with_name("step1x-data")
+
+def _produce(task: str, out: Path) -> Path:
+    # Small shards so that the filter meets several manifests; the local executor because Ray's start-up
+    # would dominate the test time and the run's content is the same either way.
     subprocess.run(
-        [str(cli), "run", "tone_transformation", "--source", str(PHOTOS), "--out", str(out),
-         "--shard-max-samples", "8", "--executor", "local", "--quiet"],
+        [str(CLI), "run", task, "--source", str(PHOTOS), "--out", str(out), "--shard-max-samples", "8",
+         "--executor", "local", "--quiet"],
         check=True, cwd=REPO, capture_output=True, timeout=300,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def produced_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tone_transformation run made by `step1x-data run`, once per session (global edits)."""
+    return _produce("tone_transformation", tmp_path_factory.mktemp("tone") / "run")
+
+
+@pytest.fixture(scope="session")
+def produced_removal_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real subject_removal run (local edits with masks) from the example photos' COCO labels."""
+    return _produce("subject_removal", tmp_path_factory.mktemp("removal") / "run")
 
 
 @pytest.fixture

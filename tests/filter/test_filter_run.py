@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +16,16 @@ import webdataset as wds
 from click.testing import CliRunner
 
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images, request_text
-from pipelines.filter import JUDGE_COLUMNS, filter_command
-from pipelines.judge_agreement import judge_agreement_command
+from pipelines.cli import main
+from pipelines.filter import JUDGE_COLUMNS
 from pipelines.views import manifest_paths, read_view_ids
+
+CLI = Path(sys.executable).with_name("step1x-data")  # the installed console script
 
 
 def _filter(*args: str) -> str:
-    result = CliRunner().invoke(filter_command, list(args), catch_exceptions=False)
+    """`step1x-data filter ARGS`, through the project's click group."""
+    result = CliRunner().invoke(main, ["filter", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -28,9 +34,13 @@ def _rows(run: Path) -> list[dict]:
     return [r for m in manifest_paths(run) for r in pq.read_table(m).to_pylist()]
 
 
-def _samples(run: Path) -> dict[str, dict]:
-    return {s["__key__"]: s for tar in sorted((run / "shards").glob("*.tar"))
+def _samples_in(shards: Path) -> dict[str, dict]:
+    return {s["__key__"]: s for tar in sorted(shards.glob("*.tar"))
             for s in wds.WebDataset(str(tar), shardshuffle=False, empty_check=False)}
+
+
+def _samples(run: Path) -> dict[str, dict]:
+    return _samples_in(run / "shards")
 
 
 def _tar_digests(run: Path) -> dict[str, str]:
@@ -138,9 +148,9 @@ def test_openai_judge_on_real_run(run_dir: Path, tmp_path: Path, monkeypatch: py
         args = [str(run_dir), "--judge", "openai", "--judge-url", server.url, "--judge-model", "scripted-vl",
                 "--api-key-env", "STEP1X_TEST_JUDGE_KEY", "--cache-dir", str(cache), "--concurrency", "4",
                 "--min-sc", "5", "--view", "mllm"]
-        _filter(*args)
+        output = _filter(*args)
         asked = len(server.requests)
-        _filter(*args[:-4], "--min-sc", "2", "--view", "lenient")
+        output += _filter(*args[:-4], "--min-sc", "2", "--view", "lenient")
         assert len(server.requests) == asked  # thresholds changed: the judge is not called again
 
     judged = _rows(run_dir)
@@ -168,6 +178,7 @@ def test_openai_judge_on_real_run(run_dir: Path, tmp_path: Path, monkeypatch: py
     pq_images = {request_images(r["body"])[0] for r in pq_asked}
     targets = _samples(run_dir)
     assert len(pq_images) == len({targets[r["id"]]["tgt.jpg"] for r in ok})
+    assert secret not in output
     for path in [run_dir / "run.json", *manifest_paths(run_dir), *cache.rglob("*.json"),
                  *(run_dir / "views").rglob("*.json")]:
         assert secret not in path.read_text(encoding="utf-8", errors="replace")
@@ -180,7 +191,7 @@ def test_judge_agreement_between_runs_and_with_human_labels(run_dir: Path, tmp_p
     # the values; the kappa at threshold 6 depends on how many labels cross it on each side.
     labels = tmp_path / "human.csv"
     labels.write_text("id,sc,o\n" + "".join(f"{r['id']},{r['sc'] / 2 + 1},{r['o'] / 2 + 5}\n" for r in rows))
-    result = CliRunner().invoke(judge_agreement_command, [str(run_dir), str(labels), "--json"])
+    result = CliRunner().invoke(main, ["judge-agreement", str(run_dir), str(labels), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["n_common"] == len(rows)
@@ -192,6 +203,28 @@ def test_judge_agreement_between_runs_and_with_human_labels(run_dir: Path, tmp_p
     human_keep = np.array([r["o"] / 2 + 5 >= 6 for r in rows])
     assert o_stats["keep_agreement"] == np.mean(judge_keep == human_keep)
 
-    result = CliRunner().invoke(judge_agreement_command, [str(run_dir), str(run_dir), "--json"])
+    result = CliRunner().invoke(main, ["judge-agreement", str(run_dir), str(run_dir), "--json"])
     same = json.loads(result.output)["scores"]
     assert all(s["keep_agreement"] == 1.0 for s in same.values())
+
+
+def test_console_script_on_local_edits(produced_removal_run: Path, tmp_path: Path) -> None:
+    """The installed `step1x-data filter` end to end on masked samples, with reshard; the agreement table."""
+    run_dir = Path(shutil.copytree(produced_removal_run, tmp_path / "run"))
+    originals = _samples(run_dir)
+    assert originals and all("mask.png" in s for s in originals.values())
+    done = subprocess.run([str(CLI), "filter", str(run_dir), "--reshard", "--view", "local"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = _rows(run_dir)
+    for r in rows:
+        details = json.loads(r["judge_details"])
+        assert {"psnr_outside", "ssim_outside", "outside_frac"} <= set(details)  # measured outside the mask
+    kept = read_view_ids(run_dir, "local")
+    resharded = _samples_in(run_dir / "views" / "local" / "shards")
+    assert list(resharded) == kept
+    assert all(resharded[k]["mask.png"] == originals[k]["mask.png"] for k in kept)
+
+    table = CliRunner().invoke(main, ["judge-agreement", str(run_dir), str(run_dir)])
+    assert table.exit_code == 0, table.output
+    assert "spearman" in table.output and f"({len(rows)} common samples)" in table.output
