@@ -45,15 +45,28 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(source: Path, tmp_path: Path) -> None:
-    args = ["run", "tone_transformation", "--source", str(source), "--quiet", "--shard-max-samples", "6",
-            "--workers", "1"]
+    args = [
+        "run",
+        "tone_transformation",
+        "--source",
+        str(source),
+        "--quiet",
+        "--shard-max-samples",
+        "6",
+        "--workers",
+        "1",
+    ]
     reference = tmp_path / "reference"
     cli(*args, "--out", str(reference))
 
     interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args, "--out", str(interrupted)],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", *args, "--out", str(interrupted)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and len(list((interrupted / "shards").glob("shard-*.parquet"))) < 3:
         time.sleep(0.05)
@@ -75,8 +88,19 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(source: Path, tmp_path
 
 def test_rerun_of_a_finished_run_writes_nothing_and_removes_orphans(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "done"
-    args = ["run", "tone_transformation", "--source", str(source), "--quiet", "--executor", "local",
-            "--shard-max-samples", "50", "--out", str(out)]
+    args = [
+        "run",
+        "tone_transformation",
+        "--source",
+        str(source),
+        "--quiet",
+        "--executor",
+        "local",
+        "--shard-max-samples",
+        "50",
+        "--out",
+        str(out),
+    ]
     cli(*args)
     before = sorted(committed_ids(out))
     # What an interrupted commit leaves: a tar renamed without its manifest, and a partial file.
@@ -92,8 +116,19 @@ def test_rerun_of_a_finished_run_writes_nothing_and_removes_orphans(source: Path
 
 def test_resume_refuses_another_config(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    base = ["run", "tone_transformation", "--source", str(source), "--quiet", "--executor", "local",
-            "--limit", "2", "--out", str(out)]
+    base = [
+        "run",
+        "tone_transformation",
+        "--source",
+        str(source),
+        "--quiet",
+        "--executor",
+        "local",
+        "--limit",
+        "2",
+        "--out",
+        str(out),
+    ]
     cli(*base)
     other = cli(*base, "--seed", "5", check=False)
     assert other.returncode != 0 and "config hash" in other.stderr
