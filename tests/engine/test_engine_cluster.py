@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import PHOTOS, REPO, cli
+from engine_inputs import PHOTOS, REPO, cli
 
 BIN = Path(sys.executable).parent
 

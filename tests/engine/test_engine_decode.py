@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import photo, write_bad_files, write_odd_files
+from engine_inputs import photo, write_bad_files, write_odd_files
 
 from pipelines.decode import NEUTRAL_BACKGROUND, DecodeError, decode_image
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-from conftest import REPO, cli, write_variants
+from engine_inputs import REPO, cli, write_variants
 
 
 def committed_ids(run: Path) -> list[str]:

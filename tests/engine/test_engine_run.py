@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-from conftest import PHOTOS, cli, write_bad_files, write_odd_files
+from engine_inputs import PHOTOS, cli, write_bad_files, write_odd_files
 
 
 def manifests(run: Path) -> list[dict]:

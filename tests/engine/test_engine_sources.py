@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import PHOTOS
+from engine_inputs import PHOTOS
 
 from pipelines.decode import DecodeLimits
 from pipelines.load import load_source

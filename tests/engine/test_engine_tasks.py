@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import photo
+from engine_inputs import photo
 
 from annotators.inpaint import ClassicalInpainter
 from tasks import subject_removal, tone_operations, tone_transformation

@@ -1,16 +1,14 @@
-"""Shared inputs for the engine tests: the shipped photos, and bad or unusual files made from them."""
+"""Inputs for the engine tests: the shipped photos, bad or unusual files made from them, and the CLI."""
 
 from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,21 +120,3 @@ def cli(
             f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     return result
-
-
-@pytest.fixture(scope="session")
-def ray_local():
-    """One embedded Ray for the in-process tests (starting one costs seconds)."""
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture
-def photos_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "photos"
-    shutil.copytree(PHOTOS, target)
-    return target
