@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pipelines.config import RunConfig
-from pipelines.stages import Step, StepSpec, WorkItem, step_specs
+from pipelines.stages import Step, StepSpec, WorkItem, apply_step, step_specs
 
 # One instance of each step per worker process: built on first use, reused for every row after that.
 _STEP_CACHE: dict[tuple[str, str], Step] = {}
@@ -25,7 +25,7 @@ def _row_function(spec: StepSpec) -> Callable[[dict[str, Any]], dict[str, Any]]:
         step = _STEP_CACHE.get(key)
         if step is None:
             step = _STEP_CACHE[key] = spec.make()
-        return {"item": step(row["item"])}
+        return {"item": apply_step(spec.name, step, row["item"])}
 
     return apply
 
@@ -34,10 +34,11 @@ class _ActorStep:
     """A step in its own actor pool: built once per actor, so a model loads once."""
 
     def __init__(self, spec: StepSpec) -> None:
+        self.name = spec.name
         self.step = spec.make()
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"item": self.step(row["item"])}
+        return {"item": apply_step(self.name, self.step, row["item"])}
 
 
 def build_dataset(refs: list[dict[str, Any]], config: RunConfig) -> Any:
@@ -67,9 +68,9 @@ def iterate_ray(refs: list[dict[str, Any]], config: RunConfig) -> Iterator[WorkI
 
 def iterate_local(refs: list[dict[str, Any]], config: RunConfig) -> Iterator[WorkItem]:
     """The same steps, one item at a time, in this process (benchmarks, debugging)."""
-    steps = [spec.make() for spec in step_specs(config)]
+    steps = [(spec.name, spec.make()) for spec in step_specs(config)]
     for ref in refs:
         item = WorkItem(ref=ref)
-        for step in steps:
-            item = step(item)
+        for name, step in steps:
+            item = apply_step(name, step, item)
         yield item

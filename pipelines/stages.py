@@ -1,14 +1,16 @@
 """The pipeline's steps, each a small callable with one job: load → annotate → edit+encode.
 
 The same step objects run inside Ray Data (pipelines.graph) and in a plain loop (pipelines.graph's local
-executor and the benchmarks), so the two paths cannot drift apart. A step passes rejected items through
-untouched; the first step that rejects an item records why.
+executor and the benchmarks), so the two paths cannot drift apart. `apply_step` passes rejected items
+through untouched; the first step that rejects an item records why.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,6 +28,8 @@ from pipelines.load import load_source
 from tasks.records import Candidate, Skip, SourceSample
 from tasks.registry import GEDIT_KEYS, load_task
 from tasks.tools import Tools
+
+log = logging.getLogger(__name__)
 
 CHANGE_THRESHOLD = 8  # a pixel counts as changed when a channel moved by more than this (of 255)
 
@@ -101,8 +105,6 @@ class AnnotateStep:
         self.annotator = ObjectAnnotator()
 
     def __call__(self, item: WorkItem) -> WorkItem:
-        if item.rejected:
-            return item
         item.annotators[self.name] = self.annotator.describe(item.source)
         self.annotator(item.source)
         return item
@@ -133,8 +135,6 @@ class EditStep:
         self.tools = Tools(inpaint=ClassicalInpainter())
 
     def __call__(self, item: WorkItem) -> WorkItem:
-        if item.rejected:
-            return item
         source = item.source
         result = self.task.make_pairs(
             source, self.params, self.tools, source_seed(self.config.seed, source.sha256, self.config.task)
@@ -204,6 +204,23 @@ class EditStep:
 
 
 Step = Callable[[WorkItem], WorkItem]
+
+
+def apply_step(name: str, step: Step, item: WorkItem) -> WorkItem:
+    """Run one step; an unexpected error on one item becomes that item's reject, not the run's end.
+
+    The reason names the step (`edit_error`, ...) and the detail holds the exception, so such rejects are
+    counted in the summary and can be found in the rejects table.
+    """
+    if item.rejected:
+        return item
+    try:
+        return step(item)
+    except Exception as error:  # noqa: BLE001 - deliberately broad: one photo must not stop the run
+        reason = name.split(":")[0] + "_error"
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        log.warning("%s failed on %s: %s", name, item.ref.get("uri"), detail)
+        return item.reject(reason, detail)
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,15 @@ def test_removal_rejects_objects_it_cannot_remove_cleanly() -> None:
         result = subject_removal.make_pairs(sample, subject_removal.Params(), tools, seed=0)
         assert isinstance(result, Skip) and result.reason == reason, reason
     assert subject_removal.make_pairs(source(), subject_removal.Params(), tools, 0).reason == "no_objects"
+
+
+def test_an_unexpected_error_in_a_step_rejects_only_that_item() -> None:
+    from pipelines.stages import WorkItem, apply_step
+
+    def broken_step(item: WorkItem) -> WorkItem:
+        raise RuntimeError("GrabCut could not converge")
+
+    item = apply_step("annotate:objects", broken_step, WorkItem(ref={"uri": "x.jpg"}))
+    assert item.reject_reason == "annotate_error" and "GrabCut could not converge" in item.reject_detail
+    untouched = apply_step("edit", broken_step, item)  # already rejected: the step is not run again
+    assert untouched.reject_reason == "annotate_error"
