@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from annotators.mllm.client import MLLMClient
 from annotators.mllm.parse import extract_json_object
 
@@ -79,6 +81,12 @@ def describe_context(task: str, context: dict[str, Any]) -> str:
         if context.get(key):
             facts[key] = context[key]
     bbox, size = context.get("bbox"), context.get("size")
+    mask = context.get("mask")
+    if mask is not None and np.any(mask):
+        # The mask's box is what the sentence can use ("on the left"); the pixels themselves are not text.
+        ys, xs = np.nonzero(mask)
+        bbox = bbox or (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        size = size or (mask.shape[1], mask.shape[0])
     if bbox and size:
         x0, y0, x1, y1 = bbox
         w, h = size
@@ -121,8 +129,9 @@ def write_instructions(client: MLLMClient, source_jpeg: bytes, target_jpeg: byte
                        context: dict[str, Any], config: WriterConfig | None = None) -> dict[str, Any]:
     """-> {"en": ..., "zh": ..., "candidates": [{"language", "text", "valid", "agreement"}, ...]}.
 
-    `context` may hold "labels" (object names), "bbox" and "size" (pixels), "params" and "variant" (the
-    task's), all optional. Raises NoInstruction when a language has no valid candidate.
+    `context` may hold "labels" (object names), "bbox" and "size" (pixels) or "mask" (HxW array, nonzero =
+    edited), "params" and "variant" (the task's), all optional. Raises NoInstruction when a language has no
+    valid candidate.
     """
     cfg = config or WriterConfig()
     facts = describe_context(task, context)

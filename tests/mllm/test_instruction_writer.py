@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from annotators.mllm.client import MLLMClient, MLLMConfig
@@ -78,6 +79,11 @@ def test_context_describes_the_edit_region() -> None:
     assert facts is not None
     assert facts["labels"] == ["cat"]
     assert facts["edit_region"] == {"position": "top left", "area_fraction": 0.031}
+    mask = np.zeros((300, 400), bool)
+    mask[200:280, 300:380] = True  # bottom right
+    facts = extract_json_object(describe_context("subject_removal", {"mask": mask}))
+    assert facts is not None
+    assert facts["edit_region"] == {"position": "bottom right", "area_fraction": round(80 * 80 / 120000, 3)}
 
 
 def test_agreement_scores() -> None:
