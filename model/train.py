@@ -1,0 +1,530 @@
+"""Training Step1X-Edit on the data engine's shards: rectified flow, LoRA or full fine-tuning, accelerate.
+
+Objective (the reference recipe): x_s = (1 - s) x0 + s eps with s = shift(sigmoid(N(mean, std))), target
+eps - x0, MSE over the target tokens only; the reference latents are clean and concatenated after the
+target. Randomness of step k comes from a generator seeded by (seed, k, rank), and the data stream is a
+pure function of (seed, epoch), so a resumed run reaches the same weights as an uninterrupted one.
+
+Checkpoints (`OUT/checkpoint-STEP/`) are safetensors + json only: `lora/` (diffusers/peft adapter, loadable
+by the sampler) and `trainable.safetensors` for LoRA runs, `transformer/` (save_pretrained) for full
+fine-tuning, `optimizer.safetensors` + `state.json` (step, data position, LR scheduler, optimizer groups).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from diffusers import AutoencoderKL
+from diffusers.optimization import get_scheduler
+from safetensors.torch import load_file, save_file
+
+from model.data import Batch, DataFilter, ShardBatches
+from model.latents import pack
+from model.mllm import Step1XMLLMEncoder
+from model.transformer import Step1XEditTransformer
+
+# Every Linear inside the double and single blocks, as the reference LoRA recipe (lora_module.py) targets.
+LORA_TARGETS = (
+    r".*transformer_blocks\.\d+\.(attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)"
+    r"|ff\.net\.(0\.proj|2)|ff_context\.net\.(0\.proj|2)|norm1\.linear|norm1_context\.linear|norm\.linear"
+    r"|proj_mlp|proj_out)"
+)
+
+
+@dataclass
+class TrainConfig:
+    shards: list[str] = field(default_factory=list)
+    out: str = "ckpt"
+    init: str = "official"  # "official" (models folder), a saved transformer/ dir, or "tiny" (random, tests)
+    models_dir: str | None = None
+    version: str = "v1.1"
+    mode: str = "lora"  # "lora" or "full" (connector + DiT)
+    lora_rank: int = 64
+    lora_alpha: int = 32
+    resolution: int = 512
+    bucket_step: int = 64
+    batch_size: int = 1
+    grad_accum: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 1e-2
+    lr_scheduler: str = "constant"
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    max_steps: int = 1000
+    save_every: int = 500
+    log_every: int = 10
+    seed: int = 42
+    mixed_precision: str = "bf16"
+    gradient_checkpointing: bool = False
+    optimizer: str = "adamw"  # or "adamw8bit" (bitsandbytes)
+    timestep_shift: float = 3.1582  # e^1.15, the 1024^2 inference shift
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    instruction_dropout: float = 0.0
+    mask_loss_weight: float = 1.0  # > 1 weights the edited region more (local edits with a mask)
+    lang_en: float = 1.0
+    view: str | None = None
+    min_o: float | None = None
+    tasks: list[str] | None = None
+    shuffle_buffer: int = 64
+    cache_dir: str | None = None
+    val_shards: list[str] = field(default_factory=list)
+    val_every: int = 0
+    val_batches: int = 4
+    sample_every: int = 0
+    sample_count: int = 2
+    sample_steps: int = 8
+    resume: bool = False
+
+
+# ---- models ----
+
+
+def build_models(cfg: TrainConfig) -> tuple[Step1XEditTransformer, AutoencoderKL, Step1XMLLMEncoder]:
+    if cfg.init == "tiny":
+        from model.tiny import byte_tokenizer, tiny_qwen, tiny_transformer, tiny_vae
+
+        return (
+            tiny_transformer(cfg.version, cfg.seed),
+            tiny_vae(cfg.seed),
+            Step1XMLLMEncoder(tiny_qwen(cfg.seed), byte_tokenizer()),
+        )
+    from model.loading import (
+        OFFICIAL_CHECKPOINTS,
+        QWEN_DIR,
+        VAE_FILE,
+        load_flux_vae,
+        load_official_transformer,
+        load_qwen_encoder,
+        require,
+        resolve_models_dir,
+    )
+
+    root = resolve_models_dir(cfg.models_dir)
+    # A frozen LoRA base is stored in bf16; full fine-tuning keeps fp32 master weights under bf16 autocast.
+    dtype = torch.bfloat16 if cfg.mode == "lora" and cfg.mixed_precision == "bf16" else torch.float32
+    if cfg.init == "official":
+        path = require(root / OFFICIAL_CHECKPOINTS[cfg.version], f"Step1X-Edit {cfg.version}")
+        transformer = load_official_transformer(path, cfg.version, dtype)
+    else:
+        transformer = Step1XEditTransformer.from_pretrained(
+            require(Path(cfg.init), "--init"), torch_dtype=dtype
+        )
+    vae = load_flux_vae(require(root / VAE_FILE, "the Step1X-Edit VAE"))
+    encoder = load_qwen_encoder(require(root / QWEN_DIR, "the Step1X-Edit MLLM encoder"))
+    return transformer, vae, encoder
+
+
+def add_lora(transformer: Step1XEditTransformer, rank: int, alpha: int) -> None:
+    from peft import LoraConfig
+
+    transformer.requires_grad_(False)
+    config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
+    transformer.dit.add_adapter(config)
+    for p in transformer.parameters():
+        if p.requires_grad:
+            p.data = p.data.float()  # LoRA weights stay fp32 under bf16 autocast
+
+
+def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError as e:
+            raise ImportError("--optimizer adamw8bit needs bitsandbytes: pip install bitsandbytes") from e
+        return bnb.optim.AdamW8bit(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+# ---- features (optionally cached by sample id) ----
+
+
+class Features:
+    """MLLM states and VAE posteriors, cached on disk by sample id when a cache folder is given."""
+
+    def __init__(self, vae: AutoencoderKL, encoder: Step1XMLLMEncoder, cache_dir: str | None) -> None:
+        self.vae, self.encoder = vae, encoder
+        self.cache = Path(cache_dir) if cache_dir else None
+        if self.cache:
+            self.cache.mkdir(parents=True, exist_ok=True)
+
+    @torch.no_grad()
+    def mllm(self, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        states, masks = [], []
+        for sid, image, text, lang in zip(
+            batch.ids, batch.source_images, batch.instructions, batch.languages, strict=True
+        ):
+            key = f"{sid}.{lang if text else 'empty'}.{image.width}x{image.height}.mllm.safetensors"
+            cached = self._load(key)
+            if cached is None:
+                s, m = self.encoder([image], [text])
+                cached = {"states": s[0].cpu(), "mask": m[0].cpu()}
+                self._save(key, cached)
+            states.append(cached["states"])
+            masks.append(cached["mask"])
+        return torch.stack(states).to(device), torch.stack(masks).to(device)
+
+    @torch.no_grad()
+    def posteriors(self, batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
+        """VAE posterior mean and std of source and target [B, C, h, w]."""
+        out: dict[str, list[torch.Tensor]] = {"src_mean": [], "src_std": [], "tgt_mean": [], "tgt_std": []}
+        for i, sid in enumerate(batch.ids):
+            h, w = batch.source.shape[-2:]
+            key = f"{sid}.{w}x{h}.latents.safetensors"
+            cached = self._load(key)
+            if cached is None:
+                cached = {}
+                for role, pixels in (("src", batch.source[i : i + 1]), ("tgt", batch.target[i : i + 1])):
+                    dist = self.vae.encode(pixels.to(device, self.vae.dtype)).latent_dist
+                    cached[f"{role}_mean"], cached[f"{role}_std"] = dist.mean[0].cpu(), dist.std[0].cpu()
+                self._save(key, cached)
+            for k in out:
+                out[k].append(cached[k])
+        return {k: torch.stack(v).to(device) for k, v in out.items()}
+
+    def _load(self, key: str) -> dict[str, torch.Tensor] | None:
+        if self.cache is None or not (self.cache / key).exists():
+            return None
+        return load_file(str(self.cache / key))
+
+    def _save(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
+        if self.cache is not None:
+            tmp = self.cache / f".{key}.tmp"
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+            tmp.replace(self.cache / key)  # atomic: a crash never leaves a half-written cache entry
+
+
+# ---- objective ----
+
+
+def sample_sigmas(cfg: TrainConfig, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Logit-normal sigma, then the shift s*sigma / (1 + (s-1) sigma) of the reference recipe."""
+    sigma = torch.sigmoid(torch.randn(n, generator=generator) * cfg.logit_std + cfg.logit_mean)
+    s = cfg.timestep_shift
+    return s * sigma / (1 + (s - 1) * sigma)
+
+
+def flow_loss(
+    cfg: TrainConfig,
+    transformer: torch.nn.Module,
+    features: Features,
+    batch: Batch,
+    generator: torch.Generator,
+    device: torch.device,
+    latent_scale: tuple[float, float],
+) -> torch.Tensor:
+    shift, scale = latent_scale
+    post = features.posteriors(batch, device)
+    states, mask = features.mllm(batch, device)
+    b, c, h, w = post["tgt_mean"].shape
+    eps_src, eps_tgt, noise = (torch.randn(b, c, h, w, generator=generator) for _ in range(3))
+    x0 = (post["tgt_mean"] + post["tgt_std"] * eps_tgt.to(device) - shift) * scale  # sampled posterior
+    ref = (post["src_mean"] + post["src_std"] * eps_src.to(device) - shift) * scale
+    sigma = sample_sigmas(cfg, b, generator).to(device)
+    x0_t, ref_t, noise_t = pack(x0), pack(ref), pack(noise.to(device))  # [B, N, 4C]
+    s = sigma[:, None, None]
+    noisy = (1 - s) * x0_t + s * noise_t
+    pred = transformer(
+        latents=noisy,
+        reference=ref_t,
+        mllm_states=states,
+        mllm_mask=mask,
+        timestep=sigma,
+        grid=(h // 2, w // 2),
+    )
+    err = (pred.float() - (noise_t - x0_t).float()) ** 2  # [B, N, 4C]
+    if cfg.mask_loss_weight == 1.0:
+        return err.mean()
+    # fraction of each 2x2-latent token covered by the edit mask -> weight 1 .. mask_loss_weight
+    f = batch.mask.shape[-1] // (w // 2)
+    cover = torch.nn.functional.avg_pool2d(batch.mask.to(device), f).flatten(1)[..., None]  # [B, N, 1]
+    weight = 1 + (cfg.mask_loss_weight - 1) * cover
+    return ((err * weight).mean(dim=(1, 2)) / weight.mean(dim=(1, 2))).mean()
+
+
+# ---- checkpoints ----
+
+
+def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> dict[str, Any]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    save_file(tensors, str(path))
+    return {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, path: Path, meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in load_file(str(path)).items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    for key, v in meta["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.accelerator = Accelerator(
+            mixed_precision=cfg.mixed_precision,
+            gradient_accumulation_steps=cfg.grad_accum,
+            log_with="tensorboard",
+            project_dir=str(self.out),
+        )
+        acc = self.accelerator
+        torch.manual_seed(cfg.seed)
+        transformer, self.vae, encoder = build_models(cfg)
+        self.vae.requires_grad_(False).eval().to(acc.device)
+        encoder.model.to(acc.device)
+        self.features = Features(self.vae, encoder, cfg.cache_dir)
+        if cfg.mode == "lora":
+            add_lora(transformer, cfg.lora_rank, cfg.lora_alpha)
+        elif cfg.mode == "full":
+            transformer.requires_grad_(True)
+        else:
+            raise ValueError(f"mode must be lora or full, not {cfg.mode!r}")
+        if cfg.gradient_checkpointing:
+            transformer.enable_gradient_checkpointing()
+        transformer.train()
+        params = [p for p in transformer.parameters() if p.requires_grad]
+        self.trainable_names = [n for n, p in transformer.named_parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(cfg, params)
+        # stepped by hand once per optimizer step, so the schedule does not depend on the number of processes
+        self.scheduler = get_scheduler(
+            cfg.lr_scheduler,
+            self.optimizer,
+            num_warmup_steps=cfg.warmup_steps,
+            num_training_steps=cfg.max_steps,
+        )
+        self.transformer, self.optimizer = acc.prepare(transformer, self.optimizer)
+        flt = DataFilter(
+            view_ids=Path(cfg.view) if cfg.view else None,
+            min_o=cfg.min_o,
+            tasks=cfg.tasks,
+            lang_en=cfg.lang_en,
+        )
+        self.data = ShardBatches(
+            cfg.shards,
+            flt,
+            cfg.batch_size,
+            cfg.resolution,
+            cfg.bucket_step,
+            cfg.shuffle_buffer,
+            cfg.instruction_dropout,
+            cfg.seed,
+            acc.process_index,
+            acc.num_processes,
+        )
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.latent_scale = (self.vae.config.shift_factor, self.vae.config.scaling_factor)
+        self.params_per_step = sum(p.numel() for p in params)
+
+    # -- state --
+
+    def unwrapped(self) -> Step1XEditTransformer:
+        return self.accelerator.unwrap_model(self.transformer)
+
+    def save(self) -> Path:
+        acc = self.accelerator
+        ckpt = self.out / f"checkpoint-{self.step}"
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            ckpt.mkdir(parents=True, exist_ok=True)
+            model = self.unwrapped()
+            if self.cfg.mode == "lora":
+                model.dit.save_lora_adapter(str(ckpt / "lora"))
+                named = dict(model.named_parameters())
+                save_file(
+                    {n: named[n].detach().cpu().contiguous() for n in self.trainable_names},
+                    str(ckpt / "trainable.safetensors"),
+                )
+            else:
+                model.save_pretrained(ckpt / "transformer")
+            opt_meta = _save_optimizer(self.optimizer, ckpt / "optimizer.safetensors")
+            state = {
+                "step": self.step,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "scheduler": self.scheduler.state_dict(),
+                "optimizer": opt_meta,
+                "config": asdict(self.cfg),
+            }
+            (ckpt / "state.json").write_text(json.dumps(state, indent=1, default=float))
+        acc.wait_for_everyone()
+        return ckpt
+
+    def load(self, ckpt: Path) -> None:
+        state = json.loads((ckpt / "state.json").read_text())
+        model = self.unwrapped()
+        if self.cfg.mode == "lora":
+            weights = load_file(str(ckpt / "trainable.safetensors"))
+        else:
+            weights = load_file(str(ckpt / "transformer" / "diffusion_pytorch_model.safetensors"))
+        named = dict(model.named_parameters())
+        with torch.no_grad():
+            for n, v in weights.items():
+                named[n].copy_(v)
+        _load_optimizer(self.optimizer, ckpt / "optimizer.safetensors", state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+
+    def latest_checkpoint(self) -> Path | None:
+        ckpts = sorted(self.out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        return ckpts[-1] if ckpts else None
+
+    # -- loop --
+
+    def batches(self):
+        """Endless batches; (epoch, batch_in_epoch) is the data position saved in checkpoints."""
+        while True:
+            for batch in self.data.epoch_batches(self.epoch, skip=self.batch_in_epoch):
+                self.batch_in_epoch += 1
+                yield batch
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def train(self) -> list[float]:
+        cfg, acc = self.cfg, self.accelerator
+        self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.resume and (ckpt := self.latest_checkpoint()) is not None:
+            self.load(ckpt)
+        if acc.is_main_process:
+            import yaml
+
+            (self.out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+        acc.init_trackers("step1x-train", config={k: str(v) for k, v in asdict(cfg).items()})
+        losses: list[float] = []
+        stream = self.batches()
+        t_last, samples_since = time.perf_counter(), 0
+        while self.step < cfg.max_steps:
+            step_loss = 0.0
+            for micro in range(cfg.grad_accum):
+                batch = next(stream)
+                seed = (
+                    cfg.seed * 1_000_003 + self.step * cfg.grad_accum + micro
+                ) * 65_537 + acc.process_index
+                generator = torch.Generator().manual_seed(seed)
+                with acc.accumulate(self.transformer), acc.autocast():
+                    loss = flow_loss(
+                        cfg, self.transformer, self.features, batch, generator, acc.device, self.latent_scale
+                    )
+                    acc.backward(loss)
+                    if acc.sync_gradients and cfg.max_grad_norm > 0:
+                        acc.clip_grad_norm_(self.transformer.parameters(), cfg.max_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad()
+                step_loss += loss.detach().float().item() / cfg.grad_accum
+                samples_since += len(batch.ids) * acc.num_processes
+            self.scheduler.step()
+            self.step += 1
+            losses.append(step_loss)
+            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                now = time.perf_counter()
+                acc.log(
+                    {
+                        "train/loss": step_loss,
+                        "train/lr": self.scheduler.get_last_lr()[0],
+                        "train/samples_per_s": samples_since / (now - t_last),
+                    },
+                    step=self.step,
+                )
+                t_last, samples_since = now, 0
+            if cfg.val_every and self.step % cfg.val_every == 0 and cfg.val_shards:
+                acc.log({"val/loss": self.validation_loss()}, step=self.step)
+            if cfg.sample_every and self.step % cfg.sample_every == 0 and cfg.val_shards:
+                self.log_samples()
+            if self.step % cfg.save_every == 0 or self.step == cfg.max_steps:
+                self.save()
+        acc.end_training()
+        return losses
+
+    # -- validation --
+
+    def _val_data(self) -> ShardBatches:
+        return ShardBatches(
+            self.cfg.val_shards,
+            DataFilter(),
+            1,
+            self.cfg.resolution,
+            self.cfg.bucket_step,
+            shuffle_buffer=1,
+            seed=0,
+        )
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        """Loss on the held-out shards with fixed noise and sigmas, comparable across steps."""
+        self.transformer.eval()
+        losses = []
+        for i, batch in enumerate(self._val_data().epoch_batches(0)):
+            if i >= self.cfg.val_batches:
+                break
+            with self.accelerator.autocast():
+                loss = flow_loss(
+                    self.cfg,
+                    self.transformer,
+                    self.features,
+                    batch,
+                    torch.Generator().manual_seed(i),
+                    self.accelerator.device,
+                    self.latent_scale,
+                )
+            losses.append(loss.float().item())
+        self.transformer.train()
+        return float(np.mean(losses))
+
+    @torch.no_grad()
+    def log_samples(self) -> None:
+        """A grid source | target | prediction for the first held-out samples, to TensorBoard."""
+        from model.sampler import Step1XEditSampler
+
+        acc = self.accelerator
+        if not acc.is_main_process:
+            return
+        model = self.unwrapped()
+        sampler = Step1XEditSampler(
+            model, self.vae, self.features.encoder, device=acc.device, version=self.cfg.version
+        )
+        rows = []
+        for i, batch in enumerate(self._val_data().epoch_batches(0)):
+            if i >= self.cfg.sample_count:
+                break
+            src = batch.source_images[0]
+            pred = sampler.edit(
+                [src],
+                batch.instructions,
+                size_level=self.cfg.resolution,
+                num_steps=self.cfg.sample_steps,
+                seed=i,
+            ).images[0]
+            tgt = ((batch.target[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+            rows.append(np.concatenate([np.asarray(src), tgt, np.asarray(pred)], axis=1))
+        width = max(r.shape[1] for r in rows)
+        grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+        writer = acc.get_tracker("tensorboard", unwrap=True)
+        writer.add_image("samples/source|target|prediction", grid, self.step, dataformats="HWC")
+        model.train()
+
+
+def train(cfg: TrainConfig) -> list[float]:
+    """Run training; returns the per-step training losses of this process."""
+    if not cfg.shards:
+        raise ValueError("no training shards given")
+    if not math.isfinite(cfg.lr) or cfg.lr <= 0:
+        raise ValueError("lr must be positive")
+    return Trainer(cfg).train()
