@@ -34,15 +34,18 @@ def timed_ms(fn: Callable[[], object], repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
     judge = HeuristicJudge()
     # One thread: the per-sample cost; the filter runs --workers of these in parallel (cv2 releases the GIL).
     cv2.setNumThreads(1)
-    print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; cv2 threads: 1; "
-          f"Python {platform.python_version()}; median of {args.repeat}\n")
+    print(
+        f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; cv2 threads: 1; "
+        f"Python {platform.python_version()}; median of {args.repeat}\n"
+    )
     print("| photo | size | global edit judge ms | local edit judge ms | signature ms |")
     print("|---|---|---|---|---|")
     for path in sorted(p for p in PHOTOS.iterdir() if p.suffix in {".png", ".jpg"}):

@@ -37,8 +37,9 @@ def cpu_model() -> str:
 
 def run_level(url: str, concurrency: int, n: int, image: bytes, latency_s: float) -> dict[str, float]:
     # No cache: every request goes over HTTP, which is what this row measures.
-    client = MLLMClient(MLLMConfig(base_url=url, model="bench", concurrency=concurrency, max_retries=0,
-                                   timeout_s=30))
+    client = MLLMClient(
+        MLLMConfig(base_url=url, model="bench", concurrency=concurrency, max_retries=0, timeout_s=30)
+    )
     latencies: list[float] = []
 
     def one(i: int) -> None:
@@ -55,9 +56,12 @@ def run_level(url: str, concurrency: int, n: int, image: bytes, latency_s: float
         list(pool.map(one, range(concurrency, concurrency + n)))
         wall = time.perf_counter() - start
     client.close()
-    return {"rps": n / wall, "mean_ms": 1000 * statistics.mean(latencies),
-            "overhead_ms": 1000 * (statistics.mean(latencies) - latency_s),
-            "p95_ms": 1000 * sorted(latencies)[int(0.95 * len(latencies)) - 1]}
+    return {
+        "rps": n / wall,
+        "mean_ms": 1000 * statistics.mean(latencies),
+        "overhead_ms": 1000 * (statistics.mean(latencies) - latency_s),
+        "p95_ms": 1000 * sorted(latencies)[int(0.95 * len(latencies)) - 1],
+    }
 
 
 def cache_hit_cost(url: str, n: int, image: bytes) -> float:
@@ -75,8 +79,9 @@ def cache_hit_cost(url: str, n: int, image: bytes) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=256)
     parser.add_argument("--latency-ms", default="0,50", help="Comma-separated server latencies to test.")
     args = parser.parse_args()
@@ -86,10 +91,14 @@ def main() -> None:
     encode_ms = 1000 * (time.perf_counter() - start)
 
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"machine: nproc={subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()}, "
-          f"{cpu_model()}, Python {platform.python_version()}")
-    print(f"image: {PHOTO.name} {photo.size[0]}x{photo.size[1]} -> {len(image) / 1024:.1f} KiB JPEG "
-          f"(prepare_image {encode_ms:.1f} ms); {args.requests} requests per row\n")
+    print(
+        f"machine: nproc={subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()}, "
+        f"{cpu_model()}, Python {platform.python_version()}"
+    )
+    print(
+        f"image: {PHOTO.name} {photo.size[0]}x{photo.size[1]} -> {len(image) / 1024:.1f} KiB JPEG "
+        f"(prepare_image {encode_ms:.1f} ms); {args.requests} requests per row\n"
+    )
     print("| server latency | concurrency | requests/s | mean latency ms | overhead/request ms | p95 ms |")
     print("|---|---|---|---|---|---|")
     for latency_ms in (float(x) for x in args.latency_ms.split(",")):
@@ -97,8 +106,10 @@ def main() -> None:
         with ScriptedServer(lambda body, reply=reply: reply) as server:
             for concurrency in (1, 8, 32):
                 r = run_level(server.url, concurrency, args.requests, image, latency_ms / 1000)
-                print(f"| {latency_ms:g} ms | {concurrency} | {r['rps']:.1f} | {r['mean_ms']:.2f} | "
-                      f"{r['overhead_ms']:.2f} | {r['p95_ms']:.2f} |")
+                print(
+                    f"| {latency_ms:g} ms | {concurrency} | {r['rps']:.1f} | {r['mean_ms']:.2f} | "
+                    f"{r['overhead_ms']:.2f} | {r['p95_ms']:.2f} |"
+                )
     with ScriptedServer(lambda body: Reply(text=ANSWER)) as server:
         per_hit_us = cache_hit_cost(server.url, args.requests, image)
     print(f"\ncache hit (sha256 of the image, key, JSON file read): {per_hit_us:.0f} us per request")

@@ -219,9 +219,11 @@ class NearDuplicateIndex:
                     continue
                 seen.add(other)
                 o = self._sigs[other]
-                if (hamming(sig.source_phash, o.source_phash) <= self.max_bits
-                        and change_difference(sig.change_map, o.change_map) <= self.max_change_diff
-                        and float(np.abs(sig.lab_shift - o.lab_shift).mean()) <= self.max_lab_diff):
+                if (
+                    hamming(sig.source_phash, o.source_phash) <= self.max_bits
+                    and change_difference(sig.change_map, o.change_map) <= self.max_change_diff
+                    and float(np.abs(sig.lab_shift - o.lab_shift).mean()) <= self.max_lab_diff
+                ):
                     return other
         self._sigs[sample_id] = sig
         for band in bands:

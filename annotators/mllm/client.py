@@ -100,8 +100,9 @@ class Usage:
             }
 
 
-def prepare_image(image: bytes | np.ndarray | Image.Image, max_area: int = DEFAULT_MAX_AREA,
-                  quality: int = 90) -> bytes:
+def prepare_image(
+    image: bytes | np.ndarray | Image.Image, max_area: int = DEFAULT_MAX_AREA, quality: int = 90
+) -> bytes:
     """Any image -> RGB JPEG bytes with width*height <= max_area, aspect ratio kept (floor, as GEdit)."""
     if isinstance(image, bytes):
         img = Image.open(io.BytesIO(image))
@@ -155,8 +156,13 @@ class MLLMClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def chat(self, prompt: str, images: list[bytes], extra: dict[str, Any] | None = None,
-             temperature: float | None = None) -> ChatAnswer:
+    def chat(
+        self,
+        prompt: str,
+        images: list[bytes],
+        extra: dict[str, Any] | None = None,
+        temperature: float | None = None,
+    ) -> ChatAnswer:
         """One user turn: the prompt text, then the images (JPEG bytes from `prepare_image`), in order.
 
         `extra` enters the cache key only (attempt number, candidate index) so that a deliberate second
@@ -169,8 +175,9 @@ class MLLMClient:
         key = cache_key(self.config.model, prompt, image_hashes, {**(extra or {}), "t": temperature})
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.usage.add(cache_hits=1)
-            return ChatAnswer(text=hit["text"], cached=True, tokens_in=hit["tokens_in"],
-                              tokens_out=hit["tokens_out"])
+            return ChatAnswer(
+                text=hit["text"], cached=True, tokens_in=hit["tokens_in"], tokens_out=hit["tokens_out"]
+            )
         content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
         for jpeg in images:
             b64 = base64.b64encode(jpeg).decode("ascii")
@@ -199,8 +206,10 @@ class MLLMClient:
         tokens_out = completion.usage.completion_tokens if completion.usage else 0
         self.usage.add(tokens_in=tokens_in, tokens_out=tokens_out)
         if self.cache is not None:
-            self.cache.put(key, {"model": self.config.model, "text": text,
-                                 "tokens_in": tokens_in, "tokens_out": tokens_out})
+            self.cache.put(
+                key,
+                {"model": self.config.model, "text": text, "tokens_in": tokens_in, "tokens_out": tokens_out},
+            )
         return ChatAnswer(text=text, tokens_in=tokens_in, tokens_out=tokens_out)
 
     def _failed(self, reason: str, start: float) -> ChatAnswer:

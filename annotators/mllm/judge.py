@@ -151,7 +151,11 @@ class VIEScoreJudge:
         if pq.scores is None:
             return JudgeResult.failed(f"pq_{pq.error}", details)
         details.update(
-            edit_success=sc.scores[0], over_editing=sc.scores[1], reasoning_sc=sc.reasoning,
-            naturalness=pq.scores[0], artifacts=pq.scores[1], reasoning_pq=pq.reasoning,
+            edit_success=sc.scores[0],
+            over_editing=sc.scores[1],
+            reasoning_sc=sc.reasoning,
+            naturalness=pq.scores[0],
+            artifacts=pq.scores[1],
+            reasoning_pq=pq.reasoning,
         )
         return JudgeResult.scored(min(sc.scores), min(pq.scores), details)

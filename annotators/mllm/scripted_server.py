@@ -124,11 +124,18 @@ class ScriptedServer:
                         "object": "chat.completion",
                         "created": int(time.time()),
                         "model": body.get("model", ""),
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": reply.text}}],
-                        "usage": {"prompt_tokens": reply.prompt_tokens,
-                                  "completion_tokens": reply.completion_tokens,
-                                  "total_tokens": reply.prompt_tokens + reply.completion_tokens},
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": reply.text},
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": reply.prompt_tokens,
+                            "completion_tokens": reply.completion_tokens,
+                            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                        },
                     }
                 else:
                     error = {"message": f"scripted status {reply.status}", "type": "server_error"}

@@ -27,14 +27,18 @@ TASK_STYLE: dict[str, dict[str, str]] = {
     "subject_replacement": {"en": "Replace the <object> with <new object>.", "zh": "把<物体>换成<新物体>。"},
     "background_change": {"en": "Change the background to <scene>.", "zh": "把背景换成<场景>。"},
     "color_alteration": {"en": "Make the <object> <colour>.", "zh": "把<物体>变成<颜色>。"},
-    "material_modification": {"en": "Make the <object> look like <material>.",
-                              "zh": "把<物体>变成<材质>质感。"},
+    "material_modification": {
+        "en": "Make the <object> look like <material>.",
+        "zh": "把<物体>变成<材质>质感。",
+    },
     "text_modification": {"en": "Change the text '<old>' to '<new>'.", "zh": "把文字“<旧>”改成“<新>”。"},
     "motion_change": {"en": "Make the <subject> <action>.", "zh": "让<主体><动作>。"},
     "portrait_beautification": {"en": "Smooth the skin and brighten the face.", "zh": "磨皮并提亮面部。"},
     "style_transfer": {"en": "Turn the photo into <style>.", "zh": "把照片变成<风格>。"},
-    "tone_transformation": {"en": "Make it look like <time / season / weather / light>.",
-                            "zh": "调成<时间/季节/天气/光线>的效果。"},
+    "tone_transformation": {
+        "en": "Make it look like <time / season / weather / light>.",
+        "zh": "调成<时间/季节/天气/光线>的效果。",
+    },
 }
 
 PROMPTS: dict[str, str] = {
@@ -42,7 +46,7 @@ PROMPTS: dict[str, str] = {
         "You are writing training data for an image-editing model. The first image is the original, the "
         "second is the result of an edit of category '{task}'. Write the one instruction a user would type "
         "to get the second image from the first, in natural English. Describe only what changed, concretely "
-        "(objects, colours, positions), in one short imperative sentence like: \"{style}\". Do not mention "
+        '(objects, colours, positions), in one short imperative sentence like: "{style}". Do not mention '
         "'the first image' or 'the second image'.\nWhat the pipeline knows about the edit: {context}\n"
         'Answer with JSON only: {{"instruction": "..."}}'
     ),
@@ -58,8 +62,9 @@ PROMPTS: dict[str, str] = {
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _WORD = re.compile(r"[a-z0-9']+")
-_EN_STOP = frozenset({"a", "an", "the", "to", "of", "in", "on", "at", "and", "it", "its", "this", "that",
-                      "make", "please"})
+_EN_STOP = frozenset(
+    {"a", "an", "the", "to", "of", "in", "on", "at", "and", "it", "its", "this", "that", "make", "please"}
+)
 
 
 class NoInstruction(Exception):
@@ -93,8 +98,10 @@ def describe_context(task: str, context: dict[str, Any]) -> str:
         cx, cy = (x0 + x1) / 2 / w, (y0 + y1) / 2 / h
         horizontal = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "centre"
         vertical = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else "middle"
-        facts["edit_region"] = {"position": f"{vertical} {horizontal}",
-                                "area_fraction": round((x1 - x0) * (y1 - y0) / (w * h), 3)}
+        facts["edit_region"] = {
+            "position": f"{vertical} {horizontal}",
+            "area_fraction": round((x1 - x0) * (y1 - y0) / (w * h), 3),
+        }
     return json.dumps(facts, ensure_ascii=False, default=str)
 
 
@@ -125,8 +132,14 @@ def agreement_scores(texts: list[str], language: str) -> list[float]:
     return scores
 
 
-def write_instructions(client: MLLMClient, source_jpeg: bytes, target_jpeg: bytes, task: str,
-                       context: dict[str, Any], config: WriterConfig | None = None) -> dict[str, Any]:
+def write_instructions(
+    client: MLLMClient,
+    source_jpeg: bytes,
+    target_jpeg: bytes,
+    task: str,
+    context: dict[str, Any],
+    config: WriterConfig | None = None,
+) -> dict[str, Any]:
     """-> {"en": ..., "zh": ..., "candidates": [{"language", "text", "valid", "agreement"}, ...]}.
 
     `context` may hold "labels" (object names), "bbox" and "size" (pixels) or "mask" (HxW array, nonzero =
@@ -141,14 +154,16 @@ def write_instructions(client: MLLMClient, source_jpeg: bytes, target_jpeg: byte
         prompt = PROMPTS[language].format(task=task, style=style[language], context=facts)
         texts: list[str] = []
         for k in range(cfg.candidates):
-            answer = client.chat(prompt, [source_jpeg, target_jpeg], extra={"candidate": k},
-                                 temperature=cfg.temperature)
+            answer = client.chat(
+                prompt, [source_jpeg, target_jpeg], extra={"candidate": k}, temperature=cfg.temperature
+            )
             obj = extract_json_object(answer.text or "") if answer.ok else None
             text = obj.get("instruction") if obj else None
             text = text.strip() if isinstance(text, str) else ""
             ok = _valid(text, language, cfg)
-            result["candidates"].append({"language": language, "text": text, "valid": ok,
-                                         "error": answer.error, "agreement": None})
+            result["candidates"].append(
+                {"language": language, "text": text, "valid": ok, "error": answer.error, "agreement": None}
+            )
             if ok:
                 texts.append(text)
         if not texts:

@@ -15,8 +15,11 @@ PHOTOS = REPO / "examples" / "photos"
 
 @pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
-    return {p.name: np.asarray(Image.open(p).convert("RGB")) for p in sorted(PHOTOS.iterdir())
-            if p.suffix.lower() in {".png", ".jpg", ".jpeg"}}
+    return {
+        p.name: np.asarray(Image.open(p).convert("RGB"))
+        for p in sorted(PHOTOS.iterdir())
+        if p.suffix.lower() in {".png", ".jpg", ".jpeg"}
+    }
 
 
 CLI = Path(sys.executable).with_name("step1x-data")  # the installed console script
@@ -26,9 +29,24 @@ def _produce(task: str, out: Path) -> Path:
     # Small shards so that the filter meets several manifests; the local executor because Ray's start-up
     # would dominate the test time and the run's content is the same either way.
     subprocess.run(
-        [str(CLI), "run", task, "--source", str(PHOTOS), "--out", str(out), "--shard-max-samples", "8",
-         "--executor", "local", "--quiet"],
-        check=True, cwd=REPO, capture_output=True, timeout=300,
+        [
+            str(CLI),
+            "run",
+            task,
+            "--source",
+            str(PHOTOS),
+            "--out",
+            str(out),
+            "--shard-max-samples",
+            "8",
+            "--executor",
+            "local",
+            "--quiet",
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
     )
     return out
 

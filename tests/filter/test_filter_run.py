@@ -35,8 +35,11 @@ def _rows(run: Path) -> list[dict]:
 
 
 def _samples_in(shards: Path) -> dict[str, dict]:
-    return {s["__key__"]: s for tar in sorted(shards.glob("*.tar"))
-            for s in wds.WebDataset(str(tar), shardshuffle=False, empty_check=False)}
+    return {
+        s["__key__"]: s
+        for tar in sorted(shards.glob("*.tar"))
+        for s in wds.WebDataset(str(tar), shardshuffle=False, empty_check=False)
+    }
 
 
 def _samples(run: Path) -> dict[str, dict]:
@@ -96,8 +99,11 @@ def test_new_thresholds_reuse_scores(run_dir: Path, tmp_path: Path) -> None:
     assert json.loads((run_dir / "run.json").read_text())["judge"]["judged"] == 0  # no judge call at all
     assert {r["id"]: (r["sc"], r["pq"], r["o"]) for r in _rows(run_dir)} == scored
     rows = _rows(run_dir)
-    expected = {r["id"] for r in rows if r["sc"] >= median_sc and r["pq"] >= 1.0 and r["o"] >= 0.5
-                and not r["near_dup_of"]}
+    expected = {
+        r["id"]
+        for r in rows
+        if r["sc"] >= median_sc and r["pq"] >= 1.0 and r["o"] >= 0.5 and not r["near_dup_of"]
+    }
     assert set(read_view_ids(run_dir, "second")) == expected
     meta = json.loads((run_dir / "views" / "second" / "view.json").read_text())
     assert meta["thresholds"]["tone_transformation"] == {"min_sc": median_sc, "min_pq": 1.0, "min_o": 0.5}
@@ -145,9 +151,25 @@ def test_openai_judge_on_real_run(run_dir: Path, tmp_path: Path, monkeypatch: py
 
     cache = tmp_path / "cache"
     with ScriptedServer(script) as server:
-        args = [str(run_dir), "--judge", "openai", "--judge-url", server.url, "--judge-model", "scripted-vl",
-                "--api-key-env", "STEP1X_TEST_JUDGE_KEY", "--cache-dir", str(cache), "--concurrency", "4",
-                "--min-sc", "5", "--view", "mllm"]
+        args = [
+            str(run_dir),
+            "--judge",
+            "openai",
+            "--judge-url",
+            server.url,
+            "--judge-model",
+            "scripted-vl",
+            "--api-key-env",
+            "STEP1X_TEST_JUDGE_KEY",
+            "--cache-dir",
+            str(cache),
+            "--concurrency",
+            "4",
+            "--min-sc",
+            "5",
+            "--view",
+            "mllm",
+        ]
         output = _filter(*args)
         asked = len(server.requests)
         output += _filter(*args[:-4], "--min-sc", "2", "--view", "lenient")
@@ -179,8 +201,12 @@ def test_openai_judge_on_real_run(run_dir: Path, tmp_path: Path, monkeypatch: py
     targets = _samples(run_dir)
     assert len(pq_images) == len({targets[r["id"]]["tgt.jpg"] for r in ok})
     assert secret not in output
-    for path in [run_dir / "run.json", *manifest_paths(run_dir), *cache.rglob("*.json"),
-                 *(run_dir / "views").rglob("*.json")]:
+    for path in [
+        run_dir / "run.json",
+        *manifest_paths(run_dir),
+        *cache.rglob("*.json"),
+        *(run_dir / "views").rglob("*.json"),
+    ]:
         assert secret not in path.read_text(encoding="utf-8", errors="replace")
 
 
@@ -213,8 +239,12 @@ def test_console_script_on_local_edits(produced_removal_run: Path, tmp_path: Pat
     run_dir = Path(shutil.copytree(produced_removal_run, tmp_path / "run"))
     originals = _samples(run_dir)
     assert originals and all("mask.png" in s for s in originals.values())
-    done = subprocess.run([str(CLI), "filter", str(run_dir), "--reshard", "--view", "local"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(CLI), "filter", str(run_dir), "--reshard", "--view", "local"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     rows = _rows(run_dir)
     for r in rows:

@@ -36,12 +36,14 @@ def _client(server: ScriptedServer, tmp_path: Path) -> MLLMClient:
     return MLLMClient(MLLMConfig(base_url=server.url, model="writer-test", cache_dir=str(tmp_path / "c")))
 
 
-def test_writes_both_languages_natively_and_picks_by_agreement(tmp_path: Path, source_jpeg: bytes,
-                                                               target_jpeg: bytes) -> None:
+def test_writes_both_languages_natively_and_picks_by_agreement(
+    tmp_path: Path, source_jpeg: bytes, target_jpeg: bytes
+) -> None:
     context = {"params": {"operation": "golden_hour"}, "variant": "golden_hour:0.8", "bbox": None}
     with ScriptedServer(_script(EN, ZH)) as server:
-        out = write_instructions(_client(server, tmp_path), source_jpeg, target_jpeg,
-                                 "tone_transformation", context)
+        out = write_instructions(
+            _client(server, tmp_path), source_jpeg, target_jpeg, "tone_transformation", context
+        )
     # The outlier ("Add a purple sky.") loses the vote; of the two that agree, the first is kept.
     assert out["en"] == EN[0]
     # The English answer in the Chinese slot is rejected, not used.
@@ -67,8 +69,10 @@ def test_candidates_are_cached_per_index(tmp_path: Path, source_jpeg: bytes, tar
 
 
 def test_no_valid_candidate_raises(tmp_path: Path, source_jpeg: bytes, target_jpeg: bytes) -> None:
-    with ScriptedServer(_script(EN, ["Make it warm.", "I cannot help with that."])) as server, \
-            pytest.raises(NoInstruction, match="zh"):
+    with (
+        ScriptedServer(_script(EN, ["Make it warm.", "I cannot help with that."])) as server,
+        pytest.raises(NoInstruction, match="zh"),
+    ):
         write_instructions(_client(server, tmp_path), source_jpeg, target_jpeg, "tone_transformation", {})
 
 
@@ -93,13 +97,16 @@ def test_agreement_scores() -> None:
     assert zh[0] == zh[1] > 0.5
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ('{"score": [3, 4.5], "reasoning": "x"}', ([3.0, 4.5], "x")),
-    ('prefix {"a": {"b": 1}} then {"score": ["7", 8]} suffix', None),  # first object has no score
-    ('{"score": [true, 8]}', None),
-    ('{"score": [7]}', None),
-    ('{"score": [7, -1]}', None),
-    ('```json\n{"score": [10, 0]}\n```', ([10.0, 0.0], "")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"score": [3, 4.5], "reasoning": "x"}', ([3.0, 4.5], "x")),
+        ('prefix {"a": {"b": 1}} then {"score": ["7", 8]} suffix', None),  # first object has no score
+        ('{"score": [true, 8]}', None),
+        ('{"score": [7]}', None),
+        ('{"score": [7, -1]}', None),
+        ('```json\n{"score": [10, 0]}\n```', ([10.0, 0.0], "")),
+    ],
+)
 def test_parse_score_pair(text: str, expected: tuple[list[float], str] | None) -> None:
     assert parse_score_pair(text) == expected

@@ -27,8 +27,14 @@ def _is_sc(body: dict) -> bool:
 
 
 def _client(server: ScriptedServer, tmp_path: Path, **overrides: object) -> MLLMClient:
-    cfg = {"base_url": server.url, "model": "qwen2.5-vl-test", "timeout_s": 5.0, "max_retries": 2,
-           "cache_dir": str(tmp_path / "cache"), **overrides}
+    cfg = {
+        "base_url": server.url,
+        "model": "qwen2.5-vl-test",
+        "timeout_s": 5.0,
+        "max_retries": 2,
+        "cache_dir": str(tmp_path / "cache"),
+        **overrides,
+    }
     return MLLMClient(MLLMConfig(**cfg))  # type: ignore[arg-type]
 
 
@@ -62,8 +68,9 @@ def test_json_wrapped_in_prose(tmp_path: Path, source_jpeg: bytes, target_jpeg: 
     assert len(server.requests) == 2
 
 
-def test_garbage_is_asked_once_more_then_judge_failed(tmp_path: Path, source_jpeg: bytes,
-                                                      target_jpeg: bytes) -> None:
+def test_garbage_is_asked_once_more_then_judge_failed(
+    tmp_path: Path, source_jpeg: bytes, target_jpeg: bytes
+) -> None:
     with ScriptedServer(lambda body: Reply(text="The edit looks great, 10/10!")) as server:
         with _client(server, tmp_path) as client:
             result = VIEScoreJudge(client).judge(source_jpeg, target_jpeg, INSTRUCTION)
@@ -152,8 +159,9 @@ def test_cache_key_is_model_prompt_and_images(tmp_path: Path, source_jpeg: bytes
         assert len(server.requests) == 7
 
 
-def test_chinese_instruction_is_judged_with_chinese_prompt(tmp_path: Path, source_jpeg: bytes,
-                                                           target_jpeg: bytes) -> None:
+def test_chinese_instruction_is_judged_with_chinese_prompt(
+    tmp_path: Path, source_jpeg: bytes, target_jpeg: bytes
+) -> None:
     with ScriptedServer(lambda body: Reply(text='{"score": [9, 9]}')) as server:
         client = _client(server, tmp_path)
         result = VIEScoreJudge(client, language="zh").judge(source_jpeg, target_jpeg, INSTRUCTION)
@@ -162,10 +170,14 @@ def test_chinese_instruction_is_judged_with_chinese_prompt(tmp_path: Path, sourc
     assert INSTRUCTION["zh"] in sc_text and "编辑指令" in sc_text and INSTRUCTION["en"] not in sc_text
 
 
-def test_api_key_is_sent_but_never_written_or_logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     caplog: pytest.LogCaptureFixture,
-                                                     capfd: pytest.CaptureFixture[str],
-                                                     source_jpeg: bytes, target_jpeg: bytes) -> None:
+def test_api_key_is_sent_but_never_written_or_logged(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    source_jpeg: bytes,
+    target_jpeg: bytes,
+) -> None:
     secret = "sk-test-9f8e7d6c5b4a-do-not-leak"
     monkeypatch.setenv("STEP1X_JUDGE_KEY", secret)
     caplog.set_level(logging.DEBUG)  # openai and httpx log requests at DEBUG
