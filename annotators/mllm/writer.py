@@ -142,6 +142,9 @@ def write_instructions(
 ) -> dict[str, Any]:
     """-> {"en": ..., "zh": ..., "candidates": [{"language", "text", "valid", "agreement"}, ...]}.
 
+    `source_jpeg`/`target_jpeg` are encoded images; anything but a JPEG within the client's `max_area` is
+    re-encoded by the client, so full-size tar members can be passed as they are. Each image is sent
+    2 x `candidates` times: preparing it once with `prepare_image` saves the re-encoding.
     `context` may hold "labels" (object names), "bbox" and "size" (pixels) or "mask" (HxW array, nonzero =
     edited), "params" and "variant" (the task's), all optional. Raises NoInstruction when a language has no
     valid candidate.
