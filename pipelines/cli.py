@@ -92,47 +92,27 @@ def tasks_command() -> None:
     help="'local' runs the same steps in this process, without Ray.",
 )
 @click.option("--limit", type=int, default=None, help="Process at most this many new source items.")
+@click.option(
+    "--instruction-writer",
+    type=click.Choice(["templates", "openai"]),
+    default="templates",
+    show_default=True,
+    help="'openai': an MLLM writes EN and ZH instructions from each pair.",
+)
+@click.option("--writer-url", default=None, help="OpenAI-compatible base URL (vLLM, SGLang, hosted).")
+@click.option("--writer-model", default=None, help="Model name on that server.")
+@click.option(
+    "--writer-api-key-env",
+    default="OPENAI_API_KEY",
+    show_default=True,
+    help="Name of the variable that holds the API key (the key itself is never written).",
+)
+@click.option("--writer-candidates", type=int, default=3, show_default=True, help="Candidates per language.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run_command(
-    task: str,
-    source: str,
-    out: str,
-    labels: str | None,
-    licence: str,
-    backend: str,
-    models_dir: str | None,
-    seed: int,
-    image_format: str,
-    max_side: int,
-    shard_max_samples: int,
-    shard_max_bytes: int,
-    params: tuple[str, ...],
-    workers: int | None,
-    address: str | None,
-    executor: str,
-    limit: int | None,
-    quiet: bool,
-) -> None:
+def run_command(task: str, params: tuple[str, ...], executor: str, quiet: bool, **options: Any) -> None:
     """Make TASK pairs from --source into WebDataset shards under --out (resumes an existing --out)."""
     try:
-        config = RunConfig(
-            task=task,
-            source=source,
-            out=out,
-            labels=labels,
-            licence=licence,
-            backend=backend,
-            models_dir=models_dir,
-            seed=seed,
-            image_format=image_format,
-            max_side=max_side,
-            shard_max_samples=shard_max_samples,
-            shard_max_bytes=shard_max_bytes,
-            task_params=_parse_params(params),
-            workers=workers,
-            address=address,
-            limit=limit,
-        )
+        config = RunConfig(task=task, task_params=_parse_params(params), **options)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     progress = Progress(

@@ -34,6 +34,11 @@ class RunConfig:
     workers: int | None = None  # parallelism of each stage; default: what Ray can schedule
     address: str | None = None  # Ray address; None = RAY_ADDRESS or an embedded local Ray
     limit: int | None = None  # process at most this many source items (new ones, after resume)
+    instruction_writer: str = "templates"  # templates | openai
+    writer_url: str | None = None
+    writer_model: str | None = None
+    writer_api_key_env: str = "OPENAI_API_KEY"  # the variable's name; the key is never stored
+    writer_candidates: int = 3
 
     def __post_init__(self) -> None:
         if self.task not in GEDIT_KEYS:
@@ -42,6 +47,12 @@ class RunConfig:
             raise ValueError(f"image_format must be jpg or png, not {self.image_format!r}")
         if self.backend not in ("offline", "models"):
             raise ValueError(f"backend must be offline or models, not {self.backend!r}")
+        if self.instruction_writer not in ("templates", "openai"):
+            raise ValueError(
+                f"instruction_writer must be templates or openai, not {self.instruction_writer!r}"
+            )
+        if self.instruction_writer == "openai" and not (self.writer_url and self.writer_model):
+            raise ValueError("--instruction-writer openai needs --writer-url and --writer-model")
         if isinstance(self.decode, dict):
             self.decode = DecodeLimits(**self.decode)
 
@@ -66,6 +77,11 @@ class RunConfig:
             "max_side": self.max_side,
             "task_params": dataclasses.asdict(self.task_params_resolved()),
             "decode": dataclasses.asdict(self.decode),
+            "instructions": (
+                {"writer": "openai", "model": self.writer_model, "candidates": self.writer_candidates}
+                if self.instruction_writer == "openai"
+                else {"writer": "templates"}
+            ),
         }
 
     def config_hash(self) -> str:

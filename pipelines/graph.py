@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pipelines.config import RunConfig
-from pipelines.stages import Step, StepSpec, WorkItem, apply_step, step_specs
+from pipelines.items import WorkItem
+from pipelines.stages import Step, StepSpec, apply_step, step_specs
 
 # One instance of each step per worker process: built on first use, reused for every row after that.
 _STEP_CACHE: dict[tuple[str, str], Step] = {}
@@ -48,7 +49,7 @@ def build_dataset(refs: list[dict[str, Any]], config: RunConfig) -> Any:
     # Small blocks keep the stream moving: a block is the unit Ray schedules and retries.
     dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096)))
     for spec in step_specs(config):
-        if spec.num_gpus > 0:
+        if spec.num_gpus > 0 or spec.actor:
             dataset = dataset.map(
                 _ActorStep,
                 fn_constructor_args=(spec,),

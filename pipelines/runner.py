@@ -19,10 +19,10 @@ from typing import Any
 
 from pipelines.config import PIPELINE_VERSION, RunConfig
 from pipelines.graph import iterate_local, iterate_ray
+from pipelines.items import WorkItem
 from pipelines.resume import scan_run
 from pipelines.shards import RejectWriter, RunFolder, ShardWriter
 from pipelines.sources import Listing, SourceError, list_sources
-from pipelines.stages import WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class RunSummary:
     seconds: float = 0.0
     total_samples: int = 0  # in the folder, this run and earlier ones
     total_rejects: int = 0
+    writer_usage: Counter[str] = field(default_factory=Counter)  # instruction-writer requests and tokens
 
     @property
     def samples_per_second(self) -> float:
@@ -72,6 +73,7 @@ class RunSummary:
             "shards_committed": self.shards,
             "folder_total_samples": self.total_samples,
             "folder_total_rejects": self.total_rejects,
+            "instruction_writer": dict(self.writer_usage),
         }
 
 
@@ -129,7 +131,6 @@ def _init_ray(config: RunConfig) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded local Ray needs no token
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # the runner reports progress itself
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if config.address:
         ray.init(address=config.address, **kwargs)
@@ -139,6 +140,8 @@ def _init_ray(config: RunConfig) -> None:
         ray.init(address="local", include_dashboard=False, **kwargs)
     import ray.data
 
+    # Imported, ray.data configures its own loggers; quiet them after that: the runner reports progress.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the runner shows one progress line of its own
 
@@ -220,6 +223,7 @@ def run(
     seen_ids = set(state.sample_ids)
     for item in items:
         summary.read += 1
+        summary.writer_usage.update(item.usage)
         if not item.rejected:
             fresh = [sample for sample in item.samples if sample.id not in seen_ids]
             if not fresh:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import webdataset as wds
 from fsspec.implementations.local import LocalFileSystem
 
-from pipelines.stages import EncodedSample
+from pipelines.items import EncodedSample
 
 SHARD_RE = re.compile(r"^shard-(\d{6})\.(tar|parquet)$")
 REJECTS_RE = re.compile(r"^rejects-(\d{6})\.parquet$")

@@ -12,7 +12,7 @@ import json
 import logging
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -24,6 +24,8 @@ from annotators.inpaint import ClassicalInpainter
 from annotators.objects import ObjectAnnotator
 from pipelines.config import PIPELINE_VERSION, RunConfig, sample_id, source_seed
 from pipelines.decode import DecodeError
+from pipelines.instruct import InstructStep
+from pipelines.items import EncodedSample, WorkItem
 from pipelines.load import load_source
 from tasks.records import Candidate, Skip, SourceSample
 from tasks.registry import GEDIT_KEYS, load_task
@@ -32,38 +34,6 @@ from tasks.tools import Tools
 log = logging.getLogger(__name__)
 
 CHANGE_THRESHOLD = 8  # a pixel counts as changed when a channel moved by more than this (of 255)
-
-
-@dataclass
-class EncodedSample:
-    id: str
-    record: dict[str, Any]
-    src: bytes
-    tgt: bytes
-    mask: bytes | None
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.src) + len(self.tgt) + len(self.mask or b"") + 1024
-
-
-@dataclass
-class WorkItem:
-    ref: dict[str, Any]
-    source: SourceSample | None = None
-    sha256: str | None = None
-    reject_reason: str | None = None
-    reject_detail: str = ""
-    annotators: dict[str, dict[str, str]] = field(default_factory=dict)
-    samples: list[EncodedSample] = field(default_factory=list)
-
-    @property
-    def rejected(self) -> bool:
-        return self.reject_reason is not None
-
-    def reject(self, reason: str, detail: str) -> WorkItem:
-        self.reject_reason, self.reject_detail, self.source = reason, detail, None
-        return self
 
 
 class LoadStep:
@@ -232,6 +202,7 @@ class StepSpec:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     run_key: str = ""  # identifies the run, so a worker process reuses a built step across blocks
+    actor: bool = False  # holds a model or a connection pool: build once per actor, not per process
 
 
 def step_specs(config: RunConfig) -> list[StepSpec]:
@@ -248,8 +219,12 @@ def step_specs(config: RunConfig) -> list[StepSpec]:
         )
         for name in task.ANNOTATORS
     ]
-    return [
+    specs = [
         StepSpec("load", partial(LoadStep, config), run_key=run_key),
         *annotate,
         StepSpec("edit", partial(EditStep, config), run_key=run_key),
     ]
+    if config.instruction_writer == "openai":
+        # Network-bound: a fraction of a CPU, one client (and its concurrency limit) per actor.
+        specs.append(StepSpec("instruct", partial(InstructStep, config), 0.25, 0.0, run_key, actor=True))
+    return specs

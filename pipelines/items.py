@@ -1,0 +1,41 @@
+"""What flows through the pipeline: one work item per source, carrying its encoded samples or its reject."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.records import SourceSample
+
+
+@dataclass
+class EncodedSample:
+    id: str
+    record: dict[str, Any]
+    src: bytes
+    tgt: bytes
+    mask: bytes | None
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.src) + len(self.tgt) + len(self.mask or b"") + 1024
+
+
+@dataclass
+class WorkItem:
+    ref: dict[str, Any]
+    source: SourceSample | None = None
+    sha256: str | None = None
+    reject_reason: str | None = None
+    reject_detail: str = ""
+    annotators: dict[str, dict[str, str]] = field(default_factory=dict)
+    samples: list[EncodedSample] = field(default_factory=list)
+    usage: dict[str, float] = field(default_factory=dict)  # MLLM requests and tokens spent on this item
+
+    @property
+    def rejected(self) -> bool:
+        return self.reject_reason is not None
+
+    def reject(self, reason: str, detail: str) -> WorkItem:
+        self.reject_reason, self.reject_detail, self.source = reason, detail, None
+        return self
