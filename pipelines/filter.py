@@ -32,7 +32,7 @@ from rich.console import Console
 
 from annotators.judge.heuristic import HeuristicJudge, NearDuplicateIndex, Signature
 from annotators.judge.result import JudgeResult
-from annotators.mllm.client import MLLMClient, MLLMConfig, prepare_image
+from annotators.mllm.client import MLLMClient, MLLMConfig
 from annotators.mllm.judge import VIEScoreJudge
 from pipelines.views import (
     atomic_write_json,
@@ -164,10 +164,9 @@ class MLLMSampleJudge:
         self.name = self._judge.name
 
     def __call__(self, sample: dict[str, Any], record: dict[str, Any]) -> JudgeResult:
-        cfg = self.client.config
-        src = prepare_image(_member(sample, "src"), cfg.max_area, cfg.jpeg_quality)
-        tgt = prepare_image(_member(sample, "tgt"), cfg.max_area, cfg.jpeg_quality)
-        return self._judge.judge(src, tgt, record.get("instruction") or {})
+        return self._judge.judge(
+            _member(sample, "src"), _member(sample, "tgt"), record.get("instruction") or {}
+        )
 
 
 def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:

@@ -165,14 +165,14 @@ class MLLMClient:
     ) -> ChatAnswer:
         """One user turn: the prompt text, then the images (encoded image files, any format), in order.
 
-        Images that are not already a JPEG within `max_area` are re-encoded by `prepare_image`, so every
-        caller sends bounded JPEGs; callers that send one image several times prepare it once themselves.
+        Images that are not already a JPEG within `max_area` are re-encoded (`bounded`), so every caller
+        sends bounded JPEGs; a caller that sends one image several times calls `bounded` once itself.
         `extra` enters the cache key only (attempt number, candidate index) so that a deliberate second
         question with the same prompt is not answered from the cache. `temperature` overrides the config's
         (the instruction writer samples several candidates; the judge stays greedy).
         """
         self.usage.add(calls=1)
-        images = [self._bounded(image) for image in images]
+        images = [self.bounded(image) for image in images]
         temperature = self.config.temperature if temperature is None else temperature
         image_hashes = [hashlib.sha256(b).hexdigest() for b in images]
         key = cache_key(self.config.model, prompt, image_hashes, {**(extra or {}), "t": temperature})
@@ -215,7 +215,8 @@ class MLLMClient:
             )
         return ChatAnswer(text=text, tokens_in=tokens_in, tokens_out=tokens_out)
 
-    def _bounded(self, image: bytes) -> bytes:
+    def bounded(self, image: bytes) -> bytes:
+        """The image as this client sends it: an RGB JPEG within `max_area` (returned as is if it is one)."""
         # PIL reads only the header here: checking costs microseconds, re-encoding milliseconds.
         with Image.open(io.BytesIO(image)) as img:
             if img.format == "JPEG" and img.mode == "RGB" and img.width * img.height <= self.config.max_area:

@@ -136,12 +136,15 @@ class VIEScoreJudge:
         self.client.usage.count("failures", "unparseable")
         return _Asked(None, "", raw, "unparseable")
 
-    def judge(self, source_jpeg: bytes, target_jpeg: bytes, instruction: dict[str, str]) -> JudgeResult:
-        """`instruction` is {"en": ..., "zh": ...}; the judge language picks which one is judged."""
+    def judge(self, source: bytes, target: bytes, instruction: dict[str, str]) -> JudgeResult:
+        """`source`/`target` are encoded images (e.g. the tar members as they are); `instruction` is
+        {"en": ..., "zh": ...} and the judge language picks which one is judged."""
         text = instruction.get(self.language) or ""
         details: dict[str, Any] = {"language": self.language, "instruction": text}
         if not text:
             return JudgeResult.failed(f"no_{self.language}_instruction", details)
+        # Bounded once here: the target goes out in both questions.
+        source_jpeg, target_jpeg = self.client.bounded(source), self.client.bounded(target)
         sc = self._ask(sc_prompt(text, self.language), [source_jpeg, target_jpeg])
         details["raw_sc"] = sc.raw
         if sc.scores is None:

@@ -142,14 +142,14 @@ def write_instructions(
 ) -> dict[str, Any]:
     """-> {"en": ..., "zh": ..., "candidates": [{"language", "text", "valid", "agreement"}, ...]}.
 
-    `source_jpeg`/`target_jpeg` are encoded images; anything but a JPEG within the client's `max_area` is
-    re-encoded by the client, so full-size tar members can be passed as they are. Each image is sent
-    2 x `candidates` times: preparing it once with `prepare_image` saves the re-encoding.
+    `source_jpeg`/`target_jpeg` are encoded images, e.g. the tar members as they are: they are bounded to
+    the client's JPEG size once here.
     `context` may hold "labels" (object names), "bbox" and "size" (pixels) or "mask" (HxW array, nonzero =
     edited), "params" and "variant" (the task's), all optional. Raises NoInstruction when a language has no
     valid candidate.
     """
     cfg = config or WriterConfig()
+    images = [client.bounded(source_jpeg), client.bounded(target_jpeg)]
     facts = describe_context(task, context)
     style = TASK_STYLE.get(task, {"en": "<what to change>.", "zh": "<修改内容>。"})
     result: dict[str, Any] = {"candidates": []}
@@ -157,9 +157,7 @@ def write_instructions(
         prompt = PROMPTS[language].format(task=task, style=style[language], context=facts)
         texts: list[str] = []
         for k in range(cfg.candidates):
-            answer = client.chat(
-                prompt, [source_jpeg, target_jpeg], extra={"candidate": k}, temperature=cfg.temperature
-            )
+            answer = client.chat(prompt, images, extra={"candidate": k}, temperature=cfg.temperature)
             obj = extract_json_object(answer.text or "") if answer.ok else None
             text = obj.get("instruction") if obj else None
             text = text.strip() if isinstance(text, str) else ""
