@@ -32,7 +32,7 @@ from rich.console import Console
 
 from annotators.judge.heuristic import HeuristicJudge, NearDuplicateIndex, Signature
 from annotators.judge.result import JudgeResult
-from annotators.mllm.client import MLLMClient, MLLMConfig
+from annotators.mllm.client import MLLMClient, MLLMConfig, served_model
 from annotators.mllm.judge import VIEScoreJudge
 from pipelines.views import (
     atomic_write_json,
@@ -324,7 +324,11 @@ def _record_in_run_json(run: Path, judge_record: dict[str, Any]) -> None:
 @click.option(
     "--judge-url", envvar="STEP1X_JUDGE_URL", help="Base URL of the server, e.g. http://vllm:8000/v1."
 )
-@click.option("--judge-model", envvar="STEP1X_JUDGE_MODEL", help="Model name served there.")
+@click.option(
+    "--judge-model",
+    envvar="STEP1X_JUDGE_MODEL",
+    help="Model name served there [default: the server's only model].",
+)
 @click.option(
     "--api-key-env",
     default="OPENAI_API_KEY",
@@ -388,8 +392,13 @@ def filter_command(
     client: MLLMClient | None = None
     judge: SampleJudge
     if judge_kind == "openai":
-        if not judge_url or not judge_model:
-            raise click.UsageError("--judge openai needs --judge-url and --judge-model")
+        if not judge_url:
+            raise click.UsageError("--judge openai needs --judge-url")
+        if not judge_model:
+            try:
+                judge_model = served_model(judge_url, api_key_env, timeout)
+            except ValueError as err:
+                raise click.UsageError(f"{err} (--judge-model)") from None
         client = MLLMClient(
             MLLMConfig(
                 base_url=judge_url,

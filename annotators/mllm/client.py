@@ -100,6 +100,23 @@ class Usage:
             }
 
 
+def _api_key(env_name: str) -> str:
+    # Local vLLM/SGLang servers accept any key; "EMPTY" is their documented convention.
+    return os.environ.get(env_name) or "EMPTY"
+
+
+def served_model(base_url: str, api_key_env: str = "OPENAI_API_KEY", timeout_s: float = 30.0) -> str:
+    """The one model a server serves (GET /models), for when none is named; vLLM serves exactly one."""
+    with openai.OpenAI(api_key=_api_key(api_key_env), base_url=base_url, timeout=timeout_s) as client:
+        try:
+            names = [m.id for m in client.models.list()]
+        except openai.APIError as err:
+            raise ValueError(f"{base_url}: cannot list the served models ({type(err).__name__})") from None
+    if len(names) != 1:
+        raise ValueError(f"{base_url} serves {len(names)} models ({', '.join(names)}): name one")
+    return names[0]
+
+
 def prepare_image(
     image: bytes | np.ndarray | Image.Image, max_area: int = DEFAULT_MAX_AREA, quality: int = 90
 ) -> bytes:
@@ -128,8 +145,7 @@ class MLLMClient:
         self.usage = Usage()
         self.cache = ResponseCache(config.cache_dir) if config.cache_dir else None
         self._slots = threading.BoundedSemaphore(config.concurrency)
-        # Local vLLM/SGLang servers accept any key; "EMPTY" is their documented convention.
-        api_key = os.environ.get(config.api_key_env) or "EMPTY"
+        api_key = _api_key(config.api_key_env)
         http_client = openai.DefaultHttpx2Client(
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )

@@ -55,8 +55,9 @@ def request_images(body: dict[str, Any]) -> list[str]:
 class ScriptedServer:
     """Use as a context manager; `url` is the base URL to give the client (ends in /v1)."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, models: tuple[str, ...] = ("scripted-model",)) -> None:
         self.script = script
+        self.models = models  # what GET /v1/models lists
         # {"body": ..., "headers": {lowercased name: value}} of every request received
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
@@ -95,6 +96,16 @@ class ScriptedServer:
             def log_message(self, format: str, *args: Any) -> None:
                 # The default handler prints every request to stderr; tests assert on stderr contents.
                 pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    data = [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "scripted"}
+                        for m in server.models
+                    ]
+                    self._send_json(200, {"object": "list", "data": data})
+                else:
+                    self._send_json(404, {"error": {"message": f"no route {self.path}"}})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
@@ -140,11 +151,16 @@ class ScriptedServer:
                 else:
                     error = {"message": f"scripted status {reply.status}", "type": "server_error"}
                     payload = {"error": error}
+                self._send_json(reply.status, payload, reply.headers)
+
+            def _send_json(
+                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
                 data = json.dumps(payload).encode("utf-8")
-                self.send_response(reply.status)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                for name, value in reply.headers.items():
+                for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)

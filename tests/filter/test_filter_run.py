@@ -258,3 +258,15 @@ def test_console_script_on_local_edits(produced_removal_run: Path, tmp_path: Pat
     table = CliRunner().invoke(main, ["judge-agreement", str(run_dir), str(run_dir)])
     assert table.exit_code == 0, table.output
     assert "spearman" in table.output and f"({len(rows)} common samples)" in table.output
+
+
+def test_openai_judge_model_defaults_to_the_served_one(run_dir: Path, tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache")
+    with ScriptedServer(lambda body: Reply(text='{"score": [7, 7]}'), models=("served-vl",)) as server:
+        _filter(str(run_dir), "--judge", "openai", "--judge-url", server.url, "--cache-dir", cache)
+    assert {r["judge"] for r in _rows(run_dir)} == {"openai:served-vl:en"}
+    with ScriptedServer(lambda body: Reply(text="{}"), models=("a", "b")) as server:
+        result = CliRunner().invoke(
+            main, ["filter", str(run_dir), "--judge", "openai", "--judge-url", server.url]
+        )
+    assert result.exit_code == 2 and "serves 2 models (a, b)" in result.output

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotators.mllm.client import MLLMClient, MLLMConfig, prepare_image
+from annotators.mllm.client import MLLMClient, MLLMConfig, prepare_image, served_model
 from annotators.mllm.judge import VIEScoreJudge
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images, request_text
 
@@ -221,3 +221,13 @@ def test_concurrency_limit(tmp_path: Path) -> None:
             t.join()
     assert len(server.requests) == 12
     assert 2 <= server.max_in_flight <= 3  # parallel, but never above the limit
+
+
+def test_served_model_is_the_only_one_listed() -> None:
+    with ScriptedServer(lambda body: Reply(text="{}"), models=("qwen2.5-vl-72b",)) as server:
+        assert served_model(server.url) == "qwen2.5-vl-72b"
+    with (
+        ScriptedServer(lambda body: Reply(text="{}"), models=("a", "b")) as server,
+        pytest.raises(ValueError, match=r"serves 2 models \(a, b\): name one"),
+    ):
+        served_model(server.url)
