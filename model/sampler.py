@@ -109,7 +109,9 @@ class Step1XEditSampler:
 
     def load_lora(self, path: str, adapter_name: str = "edit", scale: float = 1.0) -> None:
         """Load a LoRA adapter saved by `step1x-train` (diffusers/peft safetensors) into the DiT."""
-        self.transformer.dit.load_lora_adapter(path, prefix=None, adapter_name=adapter_name)
+        self.transformer.dit.load_lora_adapter(
+            path, prefix=None, adapter_name=adapter_name, use_safetensors=True
+        )
         self.lora_scale = scale
 
     def quantize_fp8(self, encoder: bool = False) -> None:
