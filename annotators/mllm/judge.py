@@ -17,6 +17,10 @@ from annotators.mllm.parse import parse_score_pair
 
 Language = Literal["en", "zh"]
 
+# Part of the judge's name, which the filter compares before reusing a manifest's scores: bump it with any
+# change to the prompts or the parsing, or old scores would be kept as if the new judge had given them.
+PROMPTS_VERSION = 1
+
 PROMPTS: dict[str, dict[str, str]] = {
     "en": {
         "context": (
@@ -121,7 +125,7 @@ class VIEScoreJudge:
 
     @property
     def name(self) -> str:
-        return f"openai:{self.client.config.model}:{self.language}"
+        return f"openai:{self.client.config.model}:{self.language}:v{PROMPTS_VERSION}"
 
     def _ask(self, prompt: str, images: list[bytes]) -> _Asked:
         raw: list[str] = []

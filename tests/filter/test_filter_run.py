@@ -182,7 +182,7 @@ def test_openai_judge_on_real_run(run_dir: Path, tmp_path: Path, monkeypatch: py
     for r in judged:
         if r["judge_status"] != "ok":
             continue
-        assert r["judge"] == "openai:scripted-vl:en"
+        assert r["judge"] == "openai:scripted-vl:en:v1"
         assert (r["sc"], r["pq"]) == ((3.0, 7.0) if "rain" in r["instruction_en"].lower() else (8.0, 7.0))
         details = json.loads(r["judge_details"])
         assert details["raw_sc"] and details["reasoning_pq"] == "natural"
@@ -264,7 +264,7 @@ def test_openai_judge_model_defaults_to_the_served_one(run_dir: Path, tmp_path: 
     cache = str(tmp_path / "cache")
     with ScriptedServer(lambda body: Reply(text='{"score": [7, 7]}'), models=("served-vl",)) as server:
         _filter(str(run_dir), "--judge", "openai", "--judge-url", server.url, "--cache-dir", cache)
-    assert {r["judge"] for r in _rows(run_dir)} == {"openai:served-vl:en"}
+    assert {r["judge"] for r in _rows(run_dir)} == {"openai:served-vl:en:v1"}
     with ScriptedServer(lambda body: Reply(text="{}"), models=("a", "b")) as server:
         result = CliRunner().invoke(
             main, ["filter", str(run_dir), "--judge", "openai", "--judge-url", server.url]
