@@ -144,6 +144,7 @@ def score(m: dict[str, float]) -> dict[str, float]:
 
 
 class HeuristicJudge:
+    # Compared by the filter before reusing a manifest's scores: bump with any change to measure() or score().
     name = "heuristic-v1"
 
     def judge(self, source: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> JudgeResult:
