@@ -126,25 +126,39 @@ def decision(row: dict[str, Any], limits: Thresholds, keep_near_dups: bool) -> s
     return None
 
 
+def _decode(data: bytes, mode: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert(mode))
+
+
+def _member(members: dict[str, Any], stem: str) -> bytes:
+    for ext in ("jpg", "png"):
+        if f"{stem}.{ext}" in members:
+            return members[f"{stem}.{ext}"]
+    raise KeyError(f"sample {members['__key__']} has no {stem}.jpg or {stem}.png")
+
+
+@dataclass
+class Sample:
+    """One sample of a shard: its tar members as stored, and its images decoded once (the near-duplicate
+    signature needs them for every sample, the heuristic judge again)."""
+
+    members: dict[str, Any]
+    source: np.ndarray  # HxWx3 uint8 RGB
+    target: np.ndarray
+
+    @classmethod
+    def read(cls, members: dict[str, Any]) -> Sample:
+        return cls(members, _decode(_member(members, "src"), "RGB"), _decode(_member(members, "tgt"), "RGB"))
+
+    @property
+    def key(self) -> str:
+        return self.members["__key__"]
+
+
 class SampleJudge(Protocol):
     name: str
 
-    def __call__(self, sample: dict[str, Any], record: dict[str, Any]) -> JudgeResult: ...
-
-
-def _rgb(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
-def _grey(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
-
-
-def _member(sample: dict[str, Any], stem: str) -> bytes:
-    for ext in ("jpg", "png"):
-        if f"{stem}.{ext}" in sample:
-            return sample[f"{stem}.{ext}"]
-    raise KeyError(f"sample {sample['__key__']} has no {stem}.jpg or {stem}.png")
+    def __call__(self, sample: Sample) -> JudgeResult: ...
 
 
 class HeuristicSampleJudge:
@@ -152,21 +166,20 @@ class HeuristicSampleJudge:
         self._judge = HeuristicJudge()
         self.name = self._judge.name
 
-    def __call__(self, sample: dict[str, Any], record: dict[str, Any]) -> JudgeResult:
-        mask = _grey(sample["mask.png"]) if "mask.png" in sample else None
-        return self._judge.judge(_rgb(_member(sample, "src")), _rgb(_member(sample, "tgt")), mask)
+    def __call__(self, sample: Sample) -> JudgeResult:
+        mask = _decode(sample.members["mask.png"], "L") if "mask.png" in sample.members else None
+        return self._judge.judge(sample.source, sample.target, mask)
 
 
 class MLLMSampleJudge:
     def __init__(self, client: MLLMClient, language: str) -> None:
-        self.client = client
         self._judge = VIEScoreJudge(client, language=language)  # type: ignore[arg-type]
         self.name = self._judge.name
 
-    def __call__(self, sample: dict[str, Any], record: dict[str, Any]) -> JudgeResult:
-        return self._judge.judge(
-            _member(sample, "src"), _member(sample, "tgt"), record.get("instruction") or {}
-        )
+    def __call__(self, sample: Sample) -> JudgeResult:
+        # The stored files go as they are; the client re-encodes them to its bounded JPEG only if needed.
+        instruction = json.loads(sample.members["json"]).get("instruction") or {}
+        return self._judge.judge(_member(sample.members, "src"), _member(sample.members, "tgt"), instruction)
 
 
 def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
@@ -236,13 +249,13 @@ def filter_run(
         by_id: dict[str, dict[str, Any]] = {}
 
         def work(
-            sample: dict[str, Any], previous: dict[str, dict[str, Any]] = previous
+            members: dict[str, Any], previous: dict[str, dict[str, Any]] = previous
         ) -> tuple[str, Signature, JudgeResult | None]:
-            key = sample["__key__"]
-            signature = Signature.of(_rgb(_member(sample, "src")), _rgb(_member(sample, "tgt")))
-            if key in previous and not rejudge:
-                return key, signature, None
-            return key, signature, judge(sample, json.loads(sample["json"]))
+            sample = Sample.read(members)
+            signature = Signature.of(sample.source, sample.target)
+            if sample.key in previous and not rejudge:
+                return sample.key, signature, None
+            return sample.key, signature, judge(sample)
 
         samples = iter_tar_samples(tar_path) if rows else iter(())
         for key, signature, result in bounded_map(work, samples, workers):

@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import webdataset as wds
 
+from pipelines.shards import record_json
+
 VIEW_ID_COLUMNS = ["id", "shard", "task", "sc", "pq", "o"]
 
 
@@ -96,7 +98,7 @@ def _reshard(run: Path, kept: pa.Table, out_dir: Path, shard_size: int) -> int:
             row = rows_by_id[key]
             record["judge"] = {k: row[k] for k in ("judge", "sc", "pq", "o", "judge_status")}
             members = {k: v for k, v in sample.items() if not k.startswith("__") or k == "__key__"}
-            members["json"] = json.dumps(record, ensure_ascii=False).encode("utf-8")
+            members["json"] = record_json(record).encode("utf-8")
             buffer.append(members)
             if len(buffer) >= shard_size:
                 flush()
