@@ -361,7 +361,7 @@ def _record_in_run_json(run: Path, judge_record: dict[str, Any]) -> None:
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Judge answer cache [default: RUN/judge_cache].",
+    help="Judge answer cache [default: RUN/cache/judge, beside the instruction writer's RUN/cache/writer].",
 )
 @click.option("--min-sc", default=0.0, show_default=True)
 @click.option("--min-pq", default=0.0, show_default=True)
@@ -420,7 +420,7 @@ def filter_command(
                 timeout_s=timeout,
                 max_retries=max_retries,
                 concurrency=concurrency,
-                cache_dir=str(cache_dir or run / "judge_cache"),
+                cache_dir=str(cache_dir or run / "cache" / "judge"),
             )
         )
         judge = MLLMSampleJudge(client, judge_language)

@@ -260,11 +260,11 @@ def test_console_script_on_local_edits(produced_removal_run: Path, tmp_path: Pat
     assert "spearman" in table.output and f"({len(rows)} common samples)" in table.output
 
 
-def test_openai_judge_model_defaults_to_the_served_one(run_dir: Path, tmp_path: Path) -> None:
-    cache = str(tmp_path / "cache")
+def test_openai_judge_defaults_model_and_cache(run_dir: Path) -> None:
     with ScriptedServer(lambda body: Reply(text='{"score": [7, 7]}'), models=("served-vl",)) as server:
-        _filter(str(run_dir), "--judge", "openai", "--judge-url", server.url, "--cache-dir", cache)
+        _filter(str(run_dir), "--judge", "openai", "--judge-url", server.url)
     assert {r["judge"] for r in _rows(run_dir)} == {"openai:served-vl:en:v1"}
+    assert len(list((run_dir / "cache" / "judge").rglob("*.json"))) == len(server.requests)
     with ScriptedServer(lambda body: Reply(text="{}"), models=("a", "b")) as server:
         result = CliRunner().invoke(
             main, ["filter", str(run_dir), "--judge", "openai", "--judge-url", server.url]
