@@ -86,21 +86,25 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(source: Path, tmp_path
     assert not list((interrupted / "shards").glob(".*.partial"))
 
 
-def test_rerun_of_a_finished_run_writes_nothing_and_removes_orphans(source: Path, tmp_path: Path) -> None:
-    out = tmp_path / "done"
-    args = [
+def local_run(source: Path, out: Path, *extra: str) -> list[str]:
+    """Arguments of an in-process (no Ray) run of tone_transformation."""
+    return [
         "run",
         "tone_transformation",
         "--source",
         str(source),
+        "--out",
+        str(out),
         "--quiet",
         "--executor",
         "local",
-        "--shard-max-samples",
-        "50",
-        "--out",
-        str(out),
+        *extra,
     ]
+
+
+def test_rerun_of_a_finished_run_writes_nothing_and_removes_orphans(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "done"
+    args = local_run(source, out, "--shard-max-samples", "50")
     cli(*args)
     before = sorted(committed_ids(out))
     # What an interrupted commit leaves: a tar renamed without its manifest, and a partial file.
@@ -116,19 +120,7 @@ def test_rerun_of_a_finished_run_writes_nothing_and_removes_orphans(source: Path
 
 def test_resume_refuses_another_config(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    base = [
-        "run",
-        "tone_transformation",
-        "--source",
-        str(source),
-        "--quiet",
-        "--executor",
-        "local",
-        "--limit",
-        "2",
-        "--out",
-        str(out),
-    ]
+    base = local_run(source, out, "--limit", "2")
     cli(*base)
     other = cli(*base, "--seed", "5", check=False)
     assert other.returncode != 0 and "config hash" in other.stderr
