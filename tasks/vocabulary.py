@@ -120,6 +120,11 @@ def object_names(category: str) -> dict[str, str]:
     return {"en": _EN_DISPLAY.get(key, key), "zh": zh}
 
 
+def with_article(name: str) -> str:
+    """'an apple', 'a cup': the indefinite article by the first letter (good for this vocabulary)."""
+    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
+
+
 # Position of a box in the frame, on a 3x3 grid of the image: (column, row) -> phrases.
 _POSITIONS: dict[tuple[int, int], dict[str, str]] = {
     (0, 0): {"en": "at the top left", "zh": "左上角"},

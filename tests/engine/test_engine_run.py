@@ -183,3 +183,22 @@ def test_errors_before_any_work(tmp_path: Path) -> None:
     assert unwritable.returncode != 0
     assert "cannot be written" in unwritable.stderr and len(unwritable.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_subject_addition_reverses_the_removal_pairs(tmp_path: Path) -> None:
+    out = tmp_path / "addition"
+    cli(
+        "run",
+        "subject_addition",
+        "--source",
+        str(PHOTOS),
+        "--out",
+        str(out),
+        "--quiet",
+        "--executor",
+        "local",
+    )
+    rows = manifests(out)
+    assert len(rows) == 4 and {r["gedit_key"] for r in rows} == {"subject-add"}
+    assert all(r["variant"].startswith("add:") for r in rows)
+    assert {Path(r["source_uri"]).name for r in rejects(out)} == {"astronaut.png", "chelsea.png"}

@@ -136,3 +136,22 @@ def test_an_unexpected_error_in_a_step_rejects_only_that_item() -> None:
     assert item.reject_reason == "annotate_error" and "GrabCut could not converge" in item.reject_detail
     untouched = apply_step("edit", broken_step, item)  # already rejected: the step is not run again
     assert untouched.reject_reason == "annotate_error"
+
+
+def test_addition_is_the_removal_pair_reversed() -> None:
+    from tasks import subject_addition
+
+    sample = source("rocket.jpg")
+    mask = rectangle(305, 127, 337, 411, (427, 640))
+    sample.labels = [ObjectLabel("rocket", (305, 127, 337, 411), mask)]
+    tools = Tools(ClassicalInpainter())
+    (removal,) = subject_removal.make_pairs(sample, subject_removal.Params(), tools, seed=4)
+    (addition,) = subject_addition.make_pairs(sample, subject_addition.Params(), tools, seed=4)
+    assert np.array_equal(addition.target, sample.image)  # the real photo is the target
+    assert np.array_equal(addition.source, removal.target)
+    assert addition.instruction["en"].startswith(
+        ("Add a rocket", "Put a rocket", "Place a rocket", "Insert a rocket")
+    )
+    zh = addition.instruction["zh"]
+    assert "火箭" in zh and ("加" in zh or "放" in zh)
+    assert addition.variant == "add:" + removal.variant
