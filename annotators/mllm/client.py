@@ -16,7 +16,8 @@ import os
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -145,6 +146,8 @@ class MLLMClient:
         self.usage = Usage()
         self.cache = ResponseCache(config.cache_dir) if config.cache_dir else None
         self._slots = threading.BoundedSemaphore(config.concurrency)
+        self._in_flight: dict[str, Future[ChatAnswer]] = {}
+        self._in_flight_lock = threading.Lock()
         api_key = _api_key(config.api_key_env)
         http_client = openai.DefaultHttpx2Client(
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
@@ -192,11 +195,39 @@ class MLLMClient:
         temperature = self.config.temperature if temperature is None else temperature
         image_hashes = [hashlib.sha256(b).hexdigest() for b in images]
         key = cache_key(self.config.model, prompt, image_hashes, {**(extra or {}), "t": temperature})
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+        # One thread per key at a time: the same question on its way from another thread (the inverse pairs
+        # of one photo share a target, so their PQ questions are identical) is waited for, not asked again.
+        # The owner reads the cache itself, and leaves only once the answer is stored there, so no later
+        # thread can miss both the cache and the owner.
+        with self._in_flight_lock:
+            pending = self._in_flight.get(key)
+            asking = pending is None
+            if asking:
+                pending = self._in_flight[key] = Future()
+        if not asking:
+            answer = pending.result()
             self.usage.add(cache_hits=1)
-            return ChatAnswer(
-                text=hit["text"], cached=True, tokens_in=hit["tokens_in"], tokens_out=hit["tokens_out"]
-            )
+            return replace(answer, cached=answer.ok)
+        try:
+            answer = self._from_cache(key) or self._request(key, prompt, images, temperature)
+            pending.set_result(answer)
+            return answer
+        except BaseException as err:
+            pending.set_exception(err)
+            raise
+        finally:
+            with self._in_flight_lock:
+                del self._in_flight[key]
+
+    def _from_cache(self, key: str) -> ChatAnswer | None:
+        if self.cache is None or (hit := self.cache.get(key)) is None:
+            return None
+        self.usage.add(cache_hits=1)
+        return ChatAnswer(
+            text=hit["text"], cached=True, tokens_in=hit["tokens_in"], tokens_out=hit["tokens_out"]
+        )
+
+    def _request(self, key: str, prompt: str, images: list[bytes], temperature: float) -> ChatAnswer:
         content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
         for jpeg in images:
             b64 = base64.b64encode(jpeg).decode("ascii")

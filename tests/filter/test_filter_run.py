@@ -195,11 +195,12 @@ def test_openai_judge_on_real_run(run_dir: Path, tmp_path: Path, monkeypatch: py
     assert usage["http_requests"] == 0 and usage["cache_hits"] > 0  # the second filter's own accounting
     sc_asked = [r for r in server.requests[:asked] if len(request_images(r["body"])) == 2]
     assert len(sc_asked) == len(ok) + 2 * len(failed)  # a failed sample is asked once more, then given up
-    # PQ sees the target only; inverse pairs of one photo share their target, so the cache may answer some.
-    pq_asked = [r for r in server.requests[:asked] if len(request_images(r["body"])) == 1]
-    pq_images = {request_images(r["body"])[0] for r in pq_asked}
+    # PQ sees the target only; the inverse pairs of one photo share their target, and it is asked once.
+    pq_asked = [
+        request_images(r["body"])[0] for r in server.requests[:asked] if len(request_images(r["body"])) == 1
+    ]
     targets = _samples(run_dir)
-    assert len(pq_images) == len({targets[r["id"]]["tgt.jpg"] for r in ok})
+    assert len(pq_asked) == len(set(pq_asked)) == len({targets[r["id"]]["tgt.jpg"] for r in ok})
     assert secret not in output
     for path in [
         run_dir / "run.json",

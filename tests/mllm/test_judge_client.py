@@ -231,3 +231,21 @@ def test_served_model_is_the_only_one_listed() -> None:
         pytest.raises(ValueError, match=r"serves 2 models \(a, b\): name one"),
     ):
         served_model(server.url)
+
+
+def test_identical_questions_in_flight_are_asked_once(tmp_path: Path, target_jpeg: bytes) -> None:
+    with ScriptedServer(lambda body: Reply(text='{"score": [6, 7]}', delay_s=0.3)) as server:
+        client = _client(server, tmp_path, concurrency=8, cache_dir=None)
+        answers = []
+        threads = [
+            threading.Thread(target=lambda: answers.append(client.chat("same question", [target_jpeg])))
+            for _ in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(server.requests) == 1
+    assert [a.text for a in answers] == ['{"score": [6, 7]}'] * 6
+    assert sorted(a.cached for a in answers) == [False] + [True] * 5
+    assert client.usage.to_record()["cache_hits"] == 5
