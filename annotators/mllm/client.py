@@ -118,9 +118,21 @@ def served_model(base_url: str, api_key_env: str = "OPENAI_API_KEY", timeout_s: 
     return names[0]
 
 
+class BoundedJpeg(bytes):
+    """RGB JPEG bytes known to hold at most `max_area` pixels, so the client sends them without a re-check
+    (parsing a JPEG header costs about as much as a cache hit)."""
+
+    max_area: int
+
+    def __new__(cls, data: bytes, max_area: int) -> BoundedJpeg:
+        obj = super().__new__(cls, data)
+        obj.max_area = max_area
+        return obj
+
+
 def prepare_image(
     image: bytes | np.ndarray | Image.Image, max_area: int = DEFAULT_MAX_AREA, quality: int = 90
-) -> bytes:
+) -> BoundedJpeg:
     """Any image -> RGB JPEG bytes with width*height <= max_area, aspect ratio kept (floor, as GEdit)."""
     if isinstance(image, bytes):
         img = Image.open(io.BytesIO(image))
@@ -135,7 +147,7 @@ def prepare_image(
         img = img.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
+    return BoundedJpeg(buf.getvalue(), max_area)
 
 
 class MLLMClient:
@@ -262,13 +274,16 @@ class MLLMClient:
             )
         return ChatAnswer(text=text, tokens_in=tokens_in, tokens_out=tokens_out)
 
-    def bounded(self, image: bytes) -> bytes:
-        """The image as this client sends it: an RGB JPEG within `max_area` (returned as is if it is one)."""
-        # PIL reads only the header here: checking costs microseconds, re-encoding milliseconds.
+    def bounded(self, image: bytes) -> BoundedJpeg:
+        """The image as this client sends it: an RGB JPEG within `max_area` (the same bytes if it is one)."""
+        max_area = self.config.max_area
+        if isinstance(image, BoundedJpeg) and image.max_area <= max_area:
+            return image
+        # PIL reads only the header here: checking costs tens of microseconds, re-encoding milliseconds.
         with Image.open(io.BytesIO(image)) as img:
-            if img.format == "JPEG" and img.mode == "RGB" and img.width * img.height <= self.config.max_area:
-                return image
-        return prepare_image(image, self.config.max_area, self.config.jpeg_quality)
+            if img.format == "JPEG" and img.mode == "RGB" and img.width * img.height <= max_area:
+                return BoundedJpeg(image, max_area)
+        return prepare_image(image, max_area, self.config.jpeg_quality)
 
     def _failed(self, reason: str, start: float) -> ChatAnswer:
         self.usage.add(request_seconds=time.perf_counter() - start)

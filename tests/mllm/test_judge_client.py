@@ -201,14 +201,16 @@ def test_images_are_bounded_jpeg(tmp_path: Path, photo: np.ndarray) -> None:
     prepared = prepare_image(photo)
     with ScriptedServer(lambda body: Reply(text='{"score": [5, 5]}')) as server:
         # A caller that sends a full-size PNG still sends a bounded JPEG; a prepared one goes as it is.
-        _client(server, tmp_path).chat("describe", [big_png.getvalue(), prepared])
-    big_url, prepared_url = request_images(server.requests[0]["body"])
+        # Plain bytes of a small JPEG go as they are too (only their header is read).
+        _client(server, tmp_path).chat("describe", [big_png.getvalue(), prepared, bytes(prepared)])
+    big_url, prepared_url, plain_url = request_images(server.requests[0]["body"])
     assert big_url.startswith("data:image/jpeg;base64,")
     sent = Image.open(io.BytesIO(base64.b64decode(big_url.split(",", 1)[1])))
     assert sent.format == "JPEG"
     assert sent.width * sent.height <= 512 * 512
     assert sent.width / sent.height == pytest.approx(2000 / 1320, rel=0.01)
     assert base64.b64decode(prepared_url.split(",", 1)[1]) == prepared
+    assert base64.b64decode(plain_url.split(",", 1)[1]) == prepared
 
 
 def test_concurrency_limit(tmp_path: Path) -> None:
