@@ -1,9 +1,12 @@
 """`step1x-data judge-agreement A B`: how far two judges (or a judge and human labels) agree.
 
-A and B are each a run folder (the judge columns its manifests carry after `step1x-data filter`) or a CSV of
-labels with a column `id` and any of `sc`, `pq`, `o` (0-10). Samples are matched by id. Per score present on
-both sides: Spearman's rank correlation (ties get their average rank) and Cohen's kappa of the keep/drop
-decisions at the threshold (score >= threshold is "keep").
+A and B are each a run folder (the judge columns its manifests carry after the last `step1x-data filter`),
+a view folder RUN/views/NAME (the scores of the filter that wrote it: kept and rejected ids together), or a
+CSV of labels with a column `id` and any of `sc`, `pq`, `o` (0-10). A manifest holds one judge's scores at a
+time, so two judges of one run are compared through their views: `filter RUN --judge heuristic --view h`,
+`filter RUN --judge openai --view m`, then `judge-agreement RUN/views/h RUN/views/m`. Samples are matched by
+id. Per score present on both sides: Spearman's rank correlation (ties get their average rank) and Cohen's
+kappa of the keep/drop decisions at the threshold (score >= threshold is "keep").
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ SCORES = ("sc", "pq", "o")
 def load_scores(path: Path) -> dict[str, dict[str, float]]:
     """id -> {score name: value}; judge_failed rows and empty CSV cells are left out, never filled in."""
     out: dict[str, dict[str, float]] = {}
+    if (path / "ids.parquet").is_file():
+        for name in ("ids.parquet", "rejected.parquet"):
+            for row in pq.read_table(path / name, columns=["id", *SCORES]).to_pylist():
+                if row["sc"] is not None:  # a judge_failed sample has no scores
+                    out[row["id"]] = {s: float(row[s]) for s in SCORES}
+        return out
     if path.is_dir():
         manifests = manifest_paths(path)
         if not manifests:

@@ -235,6 +235,35 @@ def test_judge_agreement_between_runs_and_with_human_labels(run_dir: Path, tmp_p
     assert all(s["keep_agreement"] == 1.0 for s in same.values())
 
 
+def test_judge_agreement_between_two_judges_of_one_run(run_dir: Path, tmp_path: Path) -> None:
+    _filter(str(run_dir), "--view", "heuristic")
+    heuristic = {r["id"]: r for r in _rows(run_dir)}
+
+    def script(body: dict) -> Reply:
+        # A scripted MLLM whose SC follows the instruction's length: varied, and known per sample.
+        if len(request_images(body)) == 1:
+            return Reply(text='{"score": [8, 8]}')
+        instruction = request_text(body).rsplit("Editing instruction: ", 1)[1].strip()
+        return Reply(text=f'{{"score": [{len(instruction) % 11}, 10]}}')
+
+    with ScriptedServer(script) as server:
+        _filter(str(run_dir), "--judge", "openai", "--judge-url", server.url, "--view", "mllm")
+    mllm = {r["id"]: r for r in _rows(run_dir)}  # the manifests now hold the MLLM's scores
+    result = CliRunner().invoke(
+        main,
+        ["judge-agreement", str(run_dir / "views" / "heuristic"), str(run_dir / "views" / "mllm"), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n_common"] == len(heuristic) == len(mllm)
+    sc = report["scores"]["sc"]
+    assert sc["mean_a"] == pytest.approx(np.mean([r["sc"] for r in heuristic.values()]))
+    assert sc["mean_b"] == pytest.approx(np.mean([len(r["instruction_en"]) % 11 for r in mllm.values()]))
+    keep_a = np.array([heuristic[i]["sc"] >= 6 for i in sorted(heuristic)])
+    keep_b = np.array([mllm[i]["sc"] >= 6 for i in sorted(heuristic)])
+    assert sc["keep_agreement"] == pytest.approx(np.mean(keep_a == keep_b))
+
+
 def test_console_script_on_local_edits(produced_removal_run: Path, tmp_path: Path) -> None:
     """The installed `step1x-data filter` end to end on masked samples, with reshard; the agreement table."""
     run_dir = Path(shutil.copytree(produced_removal_run, tmp_path / "run"))
