@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,12 @@ def iter_tar_samples(tar_path: Path) -> Iterator[dict[str, Any]]:
     yield from dataset
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def _replace_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """`write(tmp)` to a temp file beside `path`, then rename it over `path`: readers see old or new."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -49,22 +50,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_parquet(table: pa.Table, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def atomic_write_json(data: dict[str, Any], path: Path) -> None:
-    atomic_write_bytes(path, json.dumps(data, indent=2, ensure_ascii=False, default=str).encode("utf-8"))
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    _replace_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _reshard(run: Path, kept: pa.Table, out_dir: Path, shard_size: int) -> int:
-    """Copies the kept samples' members byte for byte into new tars; returns the number of shards."""
+    """Copies the kept samples' members byte for byte into new tars; returns the number of shards.
+
+    `out_dir` is inside the view's staging folder, which is swapped in whole: no per-file commit is needed.
+    """
     out_dir.mkdir(parents=True)
     kept_ids = set(kept.column("id").to_pylist())
     rows_by_id = {row["id"]: row for row in kept.to_pylist()}
@@ -73,19 +71,16 @@ def _reshard(run: Path, kept: pa.Table, out_dir: Path, shard_size: int) -> int:
     def flush() -> None:
         nonlocal n_shards, buffer
         name = f"shard-{n_shards:06d}"
-        tar_tmp = out_dir / f".{name}.tar.tmp"
-        with open(tar_tmp, "wb") as stream, wds.TarWriter(stream) as sink:
+        with open(out_dir / f"{name}.tar", "wb") as stream, wds.TarWriter(stream) as sink:
             for sample in buffer:
                 sink.write(sample)
-        os.replace(tar_tmp, out_dir / f"{name}.tar")
         rows = []
         for sample in buffer:
             row = dict(rows_by_id[sample["__key__"]])
             row["shard"] = f"{name}.tar"
             row["json"] = sample["json"].decode("utf-8")
             rows.append(row)
-        # The manifest last: it is the commit record, exactly as in the run's own shards.
-        atomic_write_parquet(pa.Table.from_pylist(rows, schema=kept.schema), out_dir / f"{name}.parquet")
+        pq.write_table(pa.Table.from_pylist(rows, schema=kept.schema), out_dir / f"{name}.parquet")
         n_shards += 1
         buffer = []
 
@@ -130,7 +125,7 @@ def write_view(
         pq.write_table(rejected, staging / "rejected.parquet")
         if reshard:
             meta = {**meta, "shards": _reshard(run, kept, staging / "shards", shard_size)}
-        atomic_write_json(meta, staging / "view.json")
+        (staging / "view.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
         if final.exists():
             old = views / f".{name}.old-{os.getpid()}"
             os.replace(final, old)
