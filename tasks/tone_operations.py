@@ -10,16 +10,30 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+# The sRGB transfer curves as 16-bit lookup tables: a table lookup costs a fraction of a per-pixel
+# power, and 65 536 steps keep the error under 0.1 of an 8-bit level everywhere on the curve.
+_LUT_SIZE = 65536
+_GRID = np.linspace(0.0, 1.0, _LUT_SIZE, dtype=np.float64)
+_TO_LINEAR = np.where(_GRID <= 0.04045, _GRID / 12.92, ((_GRID + 0.055) / 1.055) ** 2.4).astype(np.float32)
+_TO_SRGB = np.where(_GRID <= 0.0031308, _GRID * 12.92, 1.055 * _GRID ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def _lookup(table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    scaled = np.clip(values, 0.0, 1.0) * np.float32(_LUT_SIZE - 1) + np.float32(0.5)
+    return table[scaled.astype(np.uint16)]
+
 
 def to_linear(srgb: np.ndarray) -> np.ndarray:
-    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    return _lookup(_TO_LINEAR, srgb)
 
 
 def to_srgb(linear: np.ndarray) -> np.ndarray:
-    linear = np.clip(linear, 0.0, 1.0)
-    return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055).astype(
-        np.float32
-    )
+    return _lookup(_TO_SRGB, linear)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] floats to rounded, saturated 8-bit values."""
+    return cv2.convertScaleAbs(image, alpha=255.0)
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -54,15 +68,15 @@ def contrast_saturation(image: np.ndarray, amount: float) -> np.ndarray:
     return saturate(contrasted, 1.0 + 0.6 * amount)
 
 
-def _vertical_ramp(height: int, width: int) -> np.ndarray:
-    """1 at the top row, 0 at the bottom: skies are at the top of most photos."""
-    return np.repeat(np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None], width, axis=1)
+def _vertical_ramp(height: int) -> np.ndarray:
+    """A column, 1 at the top row and 0 at the bottom (skies are at the top of most photos); it
+    broadcasts across the width."""
+    return np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None]
 
 
 def dusk(image: np.ndarray, strength: float) -> np.ndarray:
     """Golden-hour to dusk: less light, a warm-magenta cast strongest in the upper frame."""
-    height, width = image.shape[:2]
-    ramp = _vertical_ramp(height, width)[..., None]
+    ramp = _vertical_ramp(image.shape[0])[..., None]
     linear = to_linear(image) * (2.0 ** (-1.2 * strength))
     tint_top = np.array([1.35, 0.82, 0.75], np.float32)
     tint_bottom = np.array([1.12, 0.92, 0.80], np.float32)
@@ -75,9 +89,10 @@ def night(image: np.ndarray, strength: float) -> np.ndarray:
     height, width = image.shape[:2]
     linear = to_linear(saturate(image, 1.0 - 0.55 * strength)) * (2.0 ** (-3.0 * strength))
     linear *= 1.0 + (np.array([0.75, 0.9, 1.35], np.float32) - 1.0) * strength
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    radius = np.hypot((xx - width / 2) / (width / 2), (yy - height / 2) / (height / 2)) / np.sqrt(2)
-    vignette = 1.0 - 0.45 * strength * radius**2
+    # radius² / 2 is separable: (x² + y²) / 2 over the normalised coordinates, an outer sum of two rows.
+    xs = np.linspace(-1.0, 1.0, width, dtype=np.float32) ** 2
+    ys = np.linspace(-1.0, 1.0, height, dtype=np.float32) ** 2
+    vignette = 1.0 - 0.45 * strength * (ys[:, None] + xs[None, :]) / 2
     return to_srgb(linear * vignette[..., None])
 
 
@@ -90,7 +105,7 @@ def haze(image: np.ndarray, density: float, rng: np.random.Generator) -> np.ndar
     height, width = image.shape[:2]
     small = rng.random((8, 8)).astype(np.float32)
     undulation = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
-    depth = np.clip(0.35 + 0.55 * _vertical_ramp(height, width) + 0.2 * (undulation - 0.5), 0.0, 1.0)
+    depth = np.clip(0.35 + 0.55 * _vertical_ramp(height) + 0.2 * (undulation - 0.5), 0.0, 1.0)
     transmission = np.exp(-2.2 * density * depth)[..., None]
     airlight = np.array([0.86, 0.88, 0.90], np.float32)
     return np.clip(image * transmission + airlight * (1.0 - transmission), 0.0, 1.0)
@@ -100,7 +115,7 @@ def _streak_layer(
     height: int, width: int, density: float, length: int, angle: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Sparse random drops smeared along a direction: a layer of rain streaks in [0, 1]."""
-    drops = (rng.random((height, width)) < density).astype(np.float32)
+    drops = (rng.random((height, width), dtype=np.float32) < density).astype(np.float32)
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1.0
     rotation = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), angle, 1.0)
@@ -133,7 +148,7 @@ def snow(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.nda
     base = image * (1.0 - 0.15 * strength) + 0.12 * strength
     layer = np.zeros((height, width), np.float32)
     for density, radius in ((0.0012, 1.0), (0.0005, 2.0), (0.00015, 3.5)):
-        flakes = (rng.random((height, width)) < density * strength).astype(np.float32)
+        flakes = (rng.random((height, width), dtype=np.float32) < density * strength).astype(np.float32)
         sigma = max(0.6, radius * scale)
         blurred = cv2.GaussianBlur(flakes, (0, 0), sigma)
         layer = np.maximum(layer, np.clip(blurred / max(float(blurred.max()), 1e-6), 0, 1))
