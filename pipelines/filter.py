@@ -148,7 +148,11 @@ class Sample:
 
     @classmethod
     def read(cls, members: dict[str, Any]) -> Sample:
-        return cls(members, _decode(_member(members, "src"), "RGB"), _decode(_member(members, "tgt"), "RGB"))
+        source = _decode(_member(members, "src"), "RGB")
+        target = _decode(_member(members, "tgt"), "RGB")
+        if source.shape != target.shape:
+            raise ValueError(f"source {source.shape} and target {target.shape} differ in size")
+        return cls(members, source, target)
 
     @property
     def key(self) -> str:
@@ -250,8 +254,14 @@ def filter_run(
 
         def work(
             members: dict[str, Any], previous: dict[str, dict[str, Any]] = previous
-        ) -> tuple[str, Signature, JudgeResult | None]:
-            sample = Sample.read(members)
+        ) -> tuple[str, Signature | None, JudgeResult | None]:
+            try:
+                sample = Sample.read(members)
+            except (OSError, ValueError, KeyError) as err:
+                # A member that is missing or does not decode, or images of two sizes: a verdict on this
+                # sample (judge_failed, with the reason), not a reason to stop judging the run.
+                detail = {"error": f"{type(err).__name__}: {err}"}
+                return members["__key__"], None, JudgeResult.failed("unreadable_sample", detail)
             signature = Signature.of(sample.source, sample.target)
             if sample.key in previous and not rejudge:
                 return sample.key, signature, None
@@ -260,7 +270,7 @@ def filter_run(
         samples = iter_tar_samples(tar_path) if rows else iter(())
         for key, signature, result in bounded_map(work, samples, workers):
             # Signatures are registered in tar order, so "the first of a duplicate group" is stable.
-            dup_of = dups.add(key, signature)
+            dup_of = dups.add(key, signature) if signature is not None else None
             if result is None:
                 by_id[key] = {c: previous[key][c] for c in JUDGE_COLUMNS} | {"near_dup_of": dup_of}
             else:

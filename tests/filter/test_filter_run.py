@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 from click.testing import CliRunner
+from PIL import Image
 
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images, request_text
 from pipelines.cli import main
@@ -300,3 +302,30 @@ def test_openai_judge_defaults_model_and_cache(run_dir: Path) -> None:
             main, ["filter", str(run_dir), "--judge", "openai", "--judge-url", server.url]
         )
     assert result.exit_code == 2 and "serves 2 models (a, b)" in result.output
+
+
+def test_unreadable_samples_are_judge_failed_not_fatal(run_dir: Path) -> None:
+    tar = sorted((run_dir / "shards").glob("*.tar"))[0]
+    samples = list(wds.WebDataset(str(tar), shardshuffle=False, empty_check=False))
+    broken, resized = samples[0]["__key__"], samples[1]["__key__"]
+    samples[0]["tgt.jpg"] = b"not an image"
+    small = io.BytesIO()
+    Image.open(io.BytesIO(samples[1]["tgt.jpg"])).resize((64, 48)).save(small, format="JPEG")
+    samples[1]["tgt.jpg"] = small.getvalue()
+    with wds.TarWriter(str(tar)) as sink:  # this test's own copy of the run
+        for s in samples:
+            sink.write({k: v for k, v in s.items() if not k.startswith("__") or k == "__key__"})
+    _filter(str(run_dir), "--view", "v")
+    rows = {r["id"]: r for r in _rows(run_dir)}
+    for key in (broken, resized):
+        assert (
+            rows[key]["judge_status"] == "judge_failed" and rows[key]["judge_reason"] == "unreadable_sample"
+        )
+        assert rows[key]["sc"] is None
+    assert "differ in size" in json.loads(rows[resized]["judge_details"])["error"]
+    others = [r for k, r in rows.items() if k not in (broken, resized)]
+    assert others and all(r["judge_status"] == "ok" for r in others)
+    rejected = {
+        r["id"]: r["reason"] for r in pq.read_table(run_dir / "views" / "v" / "rejected.parquet").to_pylist()
+    }
+    assert rejected[broken] == rejected[resized] == "judge_failed"
