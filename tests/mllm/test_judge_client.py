@@ -236,7 +236,8 @@ def test_served_model_is_the_only_one_listed() -> None:
 
 
 def test_identical_questions_in_flight_are_asked_once(tmp_path: Path, target_jpeg: bytes) -> None:
-    with ScriptedServer(lambda body: Reply(text='{"score": [6, 7]}', delay_s=0.3)) as server:
+    # The answer takes 1 s: ample time for all six threads to join the one question in flight.
+    with ScriptedServer(lambda body: Reply(text='{"score": [6, 7]}', delay_s=1.0)) as server:
         client = _client(server, tmp_path, concurrency=8, cache_dir=None)
         answers = []
         threads = [
