@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from annotators.mllm.client import MLLMClient
+from annotators.mllm.client import ChatAnswer, MLLMClient
 from annotators.mllm.parse import extract_json_object
 
 # How instructions of each category read, in each language (GEdit-Bench style: short, imperative, concrete).
@@ -152,26 +153,37 @@ def write_instructions(
     images = [client.bounded(source_jpeg), client.bounded(target_jpeg)]
     facts = describe_context(task, context)
     style = TASK_STYLE.get(task, {"en": "<what to change>.", "zh": "<修改内容>。"})
-    result: dict[str, Any] = {"candidates": []}
-    for language in ("en", "zh"):
+    asks = [(language, k) for language in ("en", "zh") for k in range(cfg.candidates)]
+
+    def ask(language: str, k: int) -> ChatAnswer:
         prompt = PROMPTS[language].format(task=task, style=style[language], context=facts)
-        texts: list[str] = []
-        for k in range(cfg.candidates):
-            answer = client.chat(prompt, images, extra={"candidate": k}, temperature=cfg.temperature)
-            obj = extract_json_object(answer.text or "") if answer.ok else None
-            text = obj.get("instruction") if obj else None
-            text = text.strip() if isinstance(text, str) else ""
-            ok = _valid(text, language, cfg)
-            result["candidates"].append(
-                {"language": language, "text": text, "valid": ok, "error": answer.error, "agreement": None}
-            )
-            if ok:
-                texts.append(text)
-        if not texts:
+        return client.chat(prompt, images, extra={"candidate": k}, temperature=cfg.temperature)
+
+    # All candidates of both languages at once (the client's concurrency limit still applies): a sample
+    # costs one model latency instead of 2 x candidates of them.
+    with ThreadPoolExecutor(max_workers=len(asks)) as pool:
+        answers = list(pool.map(lambda lk: ask(*lk), asks))
+    result: dict[str, Any] = {"candidates": []}
+    for (language, _), answer in zip(asks, answers, strict=True):
+        obj = extract_json_object(answer.text or "") if answer.ok else None
+        text = obj.get("instruction") if obj else None
+        text = text.strip() if isinstance(text, str) else ""
+        result["candidates"].append(
+            {
+                "language": language,
+                "text": text,
+                "valid": _valid(text, language, cfg),
+                "error": answer.error,
+                "agreement": None,
+            }
+        )
+    for language in ("en", "zh"):
+        valid = [c for c in result["candidates"] if c["language"] == language and c["valid"]]
+        if not valid:
             raise NoInstruction(f"no valid {language} instruction among {cfg.candidates} candidates")
-        scores = agreement_scores(texts, language)
-        for cand in result["candidates"]:
-            if cand["language"] == language and cand["valid"]:
-                cand["agreement"] = round(scores[texts.index(cand["text"])], 4)
-        result[language] = texts[max(range(len(texts)), key=lambda i: (scores[i], -i))]
+        scores = agreement_scores([c["text"] for c in valid], language)
+        for cand, score in zip(valid, scores, strict=True):
+            cand["agreement"] = round(score, 4)
+        # The most agreed-on candidate; among equals, the first asked.
+        result[language] = valid[max(range(len(valid)), key=lambda i: (scores[i], -i))]["text"]
     return result
