@@ -285,7 +285,8 @@ def filter_run(
         base = table.drop_columns([c for c in JUDGE_COLUMNS if c in table.column_names])
         for name in JUDGE_COLUMNS:
             base = base.append_column(JUDGE_SCHEMA.field(name), judge_table.column(name))
-        atomic_write_parquet(base, manifest_path)
+        if not base.equals(table):  # a re-filter at new thresholds leaves the manifests untouched
+            atomic_write_parquet(base, manifest_path)
         keep_mask = []
         for row in base.to_pylist():
             read += 1

@@ -97,8 +97,10 @@ def test_new_thresholds_reuse_scores(run_dir: Path, tmp_path: Path) -> None:
     per_task = tmp_path / "per_task.yaml"
     median_sc = float(np.median([v[0] for v in scored.values()]))
     per_task.write_text(f"default: {{min_pq: 1.0}}\ntone_transformation: {{min_sc: {median_sc}}}\n")
+    mtimes = {m: m.stat().st_mtime_ns for m in manifest_paths(run_dir)}
     _filter(str(run_dir), "--min-o", "0.5", "--thresholds", str(per_task), "--view", "second")
     assert json.loads((run_dir / "run.json").read_text())["judge"]["judged"] == 0  # no judge call at all
+    assert {m: m.stat().st_mtime_ns for m in manifest_paths(run_dir)} == mtimes  # nor a manifest rewrite
     assert {r["id"]: (r["sc"], r["pq"], r["o"]) for r in _rows(run_dir)} == scored
     rows = _rows(run_dir)
     expected = {
