@@ -331,3 +331,20 @@ def test_unreadable_samples_are_judge_failed_not_fatal(run_dir: Path) -> None:
         r["id"]: r["reason"] for r in pq.read_table(run_dir / "views" / "v" / "rejected.parquet").to_pylist()
     }
     assert rejected[broken] == rejected[resized] == "judge_failed"
+
+
+def test_trainer_reads_the_view_and_its_shards(run_dir: Path) -> None:
+    """The contract with model/: a view's ids select samples of the run's shards, and resharded tars load."""
+    from model.data import DataFilter, expand_shards, read_manifests  # torch: imported only here
+
+    _filter(str(run_dir), "--min-pq", "5", "--reshard", "--view", "train")
+    kept = set(read_view_ids(run_dir, "train"))
+    assert kept
+    selected = read_manifests(
+        expand_shards([str(run_dir / "shards" / "*.tar")]), DataFilter(view_ids=run_dir / "views" / "train")
+    )
+    assert {i for refs in selected.values() for i in refs} == kept
+    resharded = read_manifests(
+        expand_shards([str(run_dir / "views" / "train" / "shards" / "*.tar")]), DataFilter()
+    )
+    assert {i for refs in resharded.values() for i in refs} == kept
