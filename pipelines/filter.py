@@ -1,7 +1,7 @@
 """`step1x-data filter RUN`: judge every committed sample of a run, score it in the manifests, write a view.
 
 Steps, one job each: read the manifests and tars; judge each sample (heuristic or MLLM, threads bounded) and
-flag near-duplicates across the run; write the judge columns into every shard manifest (temp file + rename,
+flag near-duplicates across the run; write the judge columns into every shard manifest (replaced whole,
 images untouched); keep or drop each sample at the thresholds, counting every drop reason; write the view.
 
 Changing thresholds never calls the judge again: rows already scored by the same judge are reused from the
@@ -25,7 +25,6 @@ from typing import Any, Protocol, TypeVar
 import click
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 from PIL import Image
 from rich.console import Console
@@ -34,11 +33,13 @@ from annotators.judge.heuristic import HeuristicJudge, NearDuplicateIndex, Signa
 from annotators.judge.result import JudgeResult
 from annotators.mllm.client import MLLMClient, MLLMConfig, served_model
 from annotators.mllm.judge import VIEScoreJudge
+from pipelines.shards import RunFolder
 from pipelines.views import (
-    atomic_write_json,
-    atomic_write_parquet,
+    commit_json,
+    commit_parquet,
     iter_tar_samples,
     manifest_paths,
+    read_table,
     write_view,
 )
 
@@ -204,7 +205,7 @@ class FilterReport:
     kept: int
     judged: int  # samples sent to the judge this time (the rest reused the manifest's scores)
     dropped: dict[str, int]
-    view: Path
+    view: str
     seconds: float
     judge: dict[str, Any]
 
@@ -223,7 +224,7 @@ def _judged_row(judge_name: str, result: JudgeResult, near_dup_of: str | None) -
 
 
 def filter_run(
-    run: Path,
+    folder: RunFolder,
     judge: SampleJudge,
     thresholds: ThresholdTable,
     view: str = "kept",
@@ -235,21 +236,22 @@ def filter_run(
     client: MLLMClient | None = None,
 ) -> FilterReport:
     start = time.perf_counter()
-    manifests = manifest_paths(run)
+    manifests = manifest_paths(folder)
     if not manifests:
-        raise click.ClickException(f"{run}: no committed shards (shards/shard-*.parquet)")
+        raise click.ClickException(f"{folder.url}: no committed shards (shards/shard-*.parquet)")
     dups = NearDuplicateIndex()
     kept_tables: list[pa.Table] = []
     rejected: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
     read = judged = 0
     for manifest_path in manifests:
-        table = pq.read_table(manifest_path)
+        manifest_name = manifest_path.rsplit("/", 1)[-1]
+        table = read_table(folder, manifest_path)
         rows = table.to_pylist()
         previous = {
             r["id"]: r for r in rows if r.get("judge") == judge.name and r.get("judge_status") == "ok"
         }
-        tar_path = manifest_path.with_suffix(".tar")
+        tar_path = manifest_path.removesuffix(".parquet") + ".tar"
         by_id: dict[str, dict[str, Any]] = {}
 
         def work(
@@ -267,7 +269,7 @@ def filter_run(
                 return sample.key, signature, None
             return sample.key, signature, judge(sample)
 
-        samples = iter_tar_samples(tar_path) if rows else iter(())
+        samples = iter_tar_samples(folder, tar_path) if rows else iter(())
         for key, signature, result in bounded_map(work, samples, workers):
             # Signatures are registered in tar order, so "the first of a duplicate group" is stable.
             dup_of = dups.add(key, signature) if signature is not None else None
@@ -286,7 +288,7 @@ def filter_run(
         for name in JUDGE_COLUMNS:
             base = base.append_column(JUDGE_SCHEMA.field(name), judge_table.column(name))
         if not base.equals(table):  # a re-filter at new thresholds leaves the manifests untouched
-            atomic_write_parquet(base, manifest_path)
+            commit_parquet(folder, base, "shards", manifest_name)
         keep_mask = []
         for row in base.to_pylist():
             read += 1
@@ -296,7 +298,7 @@ def filter_run(
                 dropped[reason] += 1
                 rejected.append({k: reason if k == "reason" else row[k] for k in REJECTED_SCHEMA.names})
         kept_tables.append(base.filter(pa.array(keep_mask, pa.bool_())))
-        console.log(f"{manifest_path.name}: {len(rows)} samples, {sum(keep_mask)} kept")
+        console.log(f"{manifest_name}: {len(rows)} samples, {sum(keep_mask)} kept")
 
     kept = pa.concat_tables(kept_tables, promote_options="permissive")
     judge_record: dict[str, Any] = {"name": judge.name, "view": view, "judged": judged}
@@ -314,9 +316,9 @@ def filter_run(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     view_dir = write_view(
-        run, view, kept, pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA), meta, reshard, shard_size
+        folder, view, kept, pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA), meta, reshard, shard_size
     )
-    _record_in_run_json(run, judge_record | {"seconds": round(seconds, 3)})
+    _record_in_run_json(folder, judge_record | {"seconds": round(seconds, 3)})
     return FilterReport(
         read=read,
         kept=kept.num_rows,
@@ -328,15 +330,23 @@ def filter_run(
     )
 
 
-def _record_in_run_json(run: Path, judge_record: dict[str, Any]) -> None:
-    path = run / "run.json"
-    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+def default_cache_dir(folder: RunFolder) -> Path:
+    """RUN/cache/judge beside the instruction writer's RUN/cache/writer; the answer cache is a local
+    directory of small files, so a remote run's cache stays on this machine."""
+    if folder.local:
+        return Path(folder.path("cache", "judge"))
+    return Path.home() / ".cache" / "step1x-data" / "judge"
+
+
+def _record_in_run_json(folder: RunFolder, judge_record: dict[str, Any]) -> None:
+    path = folder.path("run.json")
+    data = json.loads(folder.fs.cat_file(path)) if folder.fs.exists(path) else {}
     data["judge"] = judge_record
-    atomic_write_json(data, path)
+    commit_json(folder, data, "run.json")
 
 
 @click.command("filter")
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run")
 @click.option(
     "--judge",
     "judge_kind",
@@ -372,7 +382,7 @@ def _record_in_run_json(run: Path, judge_record: dict[str, Any]) -> None:
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Judge answer cache [default: RUN/cache/judge, beside the instruction writer's RUN/cache/writer].",
+    help="Judge answer cache [default: RUN/cache/judge; ~/.cache/step1x-data/judge for a remote RUN].",
 )
 @click.option("--min-sc", default=0.0, show_default=True)
 @click.option("--min-pq", default=0.0, show_default=True)
@@ -390,7 +400,7 @@ def _record_in_run_json(run: Path, judge_record: dict[str, Any]) -> None:
 @click.option("--rejudge", is_flag=True, help="Judge rows the manifest already scores.")
 @click.option("--workers", default=min(8, os.cpu_count() or 1), show_default=True, help="Judge threads.")
 def filter_command(
-    run: Path,
+    run: str,
     judge_kind: str,
     judge_url: str | None,
     judge_model: str | None,
@@ -411,7 +421,11 @@ def filter_command(
     rejudge: bool,
     workers: int,
 ) -> None:
-    """Judge the samples of RUN, write scores into its manifests and the kept ids into a view."""
+    """Judge the samples of RUN (a folder or an fsspec URL), write scores into its manifests and the kept
+    ids into a view."""
+    folder = RunFolder(run)
+    if not folder.fs.isdir(folder.root):
+        raise click.BadParameter(f"{run} is not a run folder", param_hint="RUN")
     thresholds = ThresholdTable.load(Thresholds(min_sc, min_pq, min_o), thresholds_path)
     client: MLLMClient | None = None
     judge: SampleJudge
@@ -431,7 +445,7 @@ def filter_command(
                 timeout_s=timeout,
                 max_retries=max_retries,
                 concurrency=concurrency,
-                cache_dir=str(cache_dir or run / "cache" / "judge"),
+                cache_dir=str(cache_dir or default_cache_dir(folder)),
             )
         )
         judge = MLLMSampleJudge(client, judge_language)
@@ -441,7 +455,7 @@ def filter_command(
         judge = HeuristicSampleJudge()
     try:
         report = filter_run(
-            run,
+            folder,
             judge,
             thresholds,
             view=view,

@@ -2,11 +2,12 @@
 
 A and B are each a run folder (the judge columns its manifests carry after the last `step1x-data filter`),
 a view folder RUN/views/NAME (the scores of the filter that wrote it: kept and rejected ids together), or a
-CSV of labels with a column `id` and any of `sc`, `pq`, `o` (0-10). A manifest holds one judge's scores at a
-time, so two judges of one run are compared through their views: `filter RUN --judge heuristic --view h`,
-`filter RUN --judge openai --view m`, then `judge-agreement RUN/views/h RUN/views/m`. Samples are matched by
-id. Per score present on both sides: Spearman's rank correlation (ties get their average rank) and Cohen's
-kappa of the keep/drop decisions at the threshold (score >= threshold is "keep").
+CSV of labels with a column `id` and any of `sc`, `pq`, `o` (0-10); local paths or fsspec URLs. A manifest
+holds one judge's scores at a time, so two judges of one run are compared through their views: `filter RUN
+--judge heuristic --view h`, `filter RUN --judge openai --view m`, then `judge-agreement RUN/views/h
+RUN/views/m`. Samples are matched by id. Per score present on both sides: Spearman's rank correlation (ties
+get their average rank) and Cohen's kappa of the keep/drop decisions at the threshold (score >= threshold
+is "keep").
 """
 
 from __future__ import annotations
@@ -14,45 +15,50 @@ from __future__ import annotations
 import csv
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
-import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.views import manifest_paths
+from pipelines.shards import RunFolder
+from pipelines.views import manifest_paths, read_table
 
 SCORES = ("sc", "pq", "o")
 
 
-def load_scores(path: Path) -> dict[str, dict[str, float]]:
-    """id -> {score name: value}; judge_failed rows and empty CSV cells are left out, never filled in."""
+def load_scores(spec: str) -> dict[str, dict[str, float]]:
+    """id -> {score name: value}; judge_failed rows and empty CSV cells are left out, never filled in.
+
+    `spec` is a view folder, a run folder or a CSV file, local or an fsspec URL.
+    """
     out: dict[str, dict[str, float]] = {}
-    if (path / "ids.parquet").is_file():
+    folder = RunFolder(spec)
+    if folder.fs.isfile(folder.path("ids.parquet")):
         for name in ("ids.parquet", "rejected.parquet"):
-            for row in pq.read_table(path / name, columns=["id", *SCORES]).to_pylist():
+            for row in read_table(folder, folder.path(name), columns=["id", *SCORES]).to_pylist():
                 if row["sc"] is not None:  # a judge_failed sample has no scores
                     out[row["id"]] = {s: float(row[s]) for s in SCORES}
         return out
-    if path.is_dir():
-        manifests = manifest_paths(path)
+    if folder.fs.isdir(folder.root):
+        manifests = manifest_paths(folder)
         if not manifests:
-            raise click.ClickException(f"{path}: no manifests under shards/")
+            raise click.ClickException(f"{spec}: no manifests under shards/")
         for manifest in manifests:
-            table = pq.read_table(manifest)
+            table = read_table(folder, manifest)
             if "judge_status" not in table.column_names:
                 raise click.ClickException(f"{manifest}: not judged yet (run `step1x-data filter` first)")
             for row in table.select(["id", "judge_status", *SCORES]).to_pylist():
                 if row["judge_status"] == "ok":
                     out[row["id"]] = {s: float(row[s]) for s in SCORES}
         return out
-    with path.open(newline="", encoding="utf-8") as f:
+    if not folder.fs.isfile(folder.root):
+        raise click.ClickException(f"{spec}: no such view, run folder or CSV")
+    with folder.fs.open(folder.root, "r", newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "id" not in reader.fieldnames:
-            raise click.ClickException(f"{path}: a CSV of labels needs an 'id' column")
+            raise click.ClickException(f"{spec}: a CSV of labels needs an 'id' column")
         for row in reader:
             values = {s: float(row[s]) for s in SCORES if (row.get(s) or "").strip()}
             if values:
@@ -114,14 +120,14 @@ def agreement(
 
 
 @click.command("judge-agreement")
-@click.argument("a", type=click.Path(exists=True, path_type=Path))
-@click.argument("b", type=click.Path(exists=True, path_type=Path))
+@click.argument("a")
+@click.argument("b")
 @click.option("--min-sc", default=6.0, show_default=True, help="Keep threshold on SC for kappa.")
 @click.option("--min-pq", default=6.0, show_default=True, help="Keep threshold on PQ for kappa.")
 @click.option("--min-o", default=6.0, show_default=True, help="Keep threshold on O for kappa.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def judge_agreement_command(
-    a: Path, b: Path, min_sc: float, min_pq: float, min_o: float, as_json: bool
+    a: str, b: str, min_sc: float, min_pq: float, min_o: float, as_json: bool
 ) -> None:
     """Agreement between the judge scores (or human labels in a CSV) of A and B."""
     report = agreement(load_scores(a), load_scores(b), {"sc": min_sc, "pq": min_pq, "o": min_o})

@@ -1,5 +1,8 @@
 """Reading a run folder by its documented format (docs/shard_format.md), and writing filter views.
 
+The run folder is a local path or any fsspec URL the pipeline writes to (s3://, gs://, ...), through the
+pipeline's own `RunFolder`: a file is written locally, then renamed into place (local) or uploaded (remote).
+
 A view is `RUN/views/NAME/`: `ids.parquet` (the kept sample ids with their scores), `rejected.parquet` (every
 other judged sample with the reason, so rejects stay findable as negative pairs), `view.json` (judge,
 thresholds, counts) and, with --reshard, `shards/` holding new tars of the kept samples only, in the same
@@ -12,56 +15,54 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import webdataset as wds
+from webdataset.tariterators import group_by_keys, tar_file_expander
 
-from pipelines.shards import record_json
+from pipelines.shards import RunFolder, record_json
 
 VIEW_ID_COLUMNS = ["id", "shard", "task", "sc", "pq", "o"]
 
 
-def manifest_paths(run: Path) -> list[Path]:
+def manifest_paths(folder: RunFolder) -> list[str]:
     """Committed shards only: a tar without its manifest is an interrupted commit and is not read."""
-    return sorted((run / "shards").glob("shard-*.parquet"))
+    return sorted(folder.fs.glob(folder.path("shards", "shard-*.parquet")))
 
 
-def iter_tar_samples(tar_path: Path) -> Iterator[dict[str, Any]]:
+def read_table(folder: RunFolder, path: str, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(path, columns=columns, filesystem=folder.fs)
+
+
+def iter_tar_samples(folder: RunFolder, tar_path: str) -> Iterator[dict[str, Any]]:
     """Each sample of a shard as {"__key__": id, "src.jpg": bytes, "json": bytes, ...}, in tar order."""
-    # shardshuffle=False: the order must be the manifest's; nodesplitter: a filter reads every shard itself.
-    dataset = wds.WebDataset(str(tar_path), shardshuffle=False, nodesplitter=None, empty_check=False)
-    yield from dataset
+    # webdataset's own tar reading and grouping, fed from the run folder's filesystem (its URL openers do
+    # not know every fsspec scheme).
+    with folder.fs.open(tar_path, "rb") as stream:
+        yield from group_by_keys(tar_file_expander([{"url": tar_path, "stream": stream}]))
 
 
-def _replace_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """`write(tmp)` to a temp file beside `path`, then rename it over `path`: readers see old or new."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def commit_parquet(folder: RunFolder, table: pa.Table, *parts: str) -> None:
+    """Replaces RUN/parts... whole: readers see the old file or the new one."""
+    staged = folder.staging_file(*parts)
+    pq.write_table(table, staged)
+    folder.commit(staged, *parts)
 
 
-def atomic_write_parquet(table: pa.Table, path: Path) -> None:
-    _replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
+def commit_json(folder: RunFolder, data: dict[str, Any], *parts: str) -> None:
+    staged = folder.staging_file(*parts)
+    staged.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    folder.commit(staged, *parts)
 
 
-def atomic_write_json(data: dict[str, Any], path: Path) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
-    _replace_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def _reshard(run: Path, kept: pa.Table, out_dir: Path, shard_size: int) -> int:
+def _reshard(folder: RunFolder, kept: pa.Table, out_dir: Path, shard_size: int) -> int:
     """Copies the kept samples' members byte for byte into new tars; returns the number of shards.
 
-    `out_dir` is inside the view's staging folder, which is swapped in whole: no per-file commit is needed.
+    `out_dir` is inside the view's local staging folder, published whole: no per-file commit is needed.
     """
     out_dir.mkdir(parents=True)
     kept_ids = set(kept.column("id").to_pylist())
@@ -85,7 +86,7 @@ def _reshard(run: Path, kept: pa.Table, out_dir: Path, shard_size: int) -> int:
         buffer = []
 
     for shard in sorted(set(kept.column("shard").to_pylist())):
-        for sample in iter_tar_samples(run / "shards" / shard):
+        for sample in iter_tar_samples(folder, folder.path("shards", shard)):
             key = sample["__key__"]
             if key not in kept_ids:
                 continue
@@ -103,31 +104,41 @@ def _reshard(run: Path, kept: pa.Table, out_dir: Path, shard_size: int) -> int:
 
 
 def write_view(
-    run: Path,
+    folder: RunFolder,
     name: str,
     kept: pa.Table,
     rejected: pa.Table,
     meta: dict[str, Any],
     reshard: bool,
     shard_size: int,
-) -> Path:
-    """Builds the view in a temp folder next to it and swaps it in, so readers never see half a view.
+) -> str:
+    """Builds the view in a local staging folder, then publishes it whole; returns where it is.
 
+    Local runs swap the folder in with renames, so readers never see half a view. Remote stores have no
+    folder rename: the old view is removed and the new one uploaded, and a reader in between finds none.
     `kept` holds full manifest rows (with judge columns) of the kept samples; `rejected` holds id, shard,
-    task, reason.
+    task, reason and scores.
     """
-    views = run / "views"
-    views.mkdir(exist_ok=True)
-    final = views / name
-    staging = Path(tempfile.mkdtemp(dir=views, prefix=f".{name}.tmp-"))
+    if folder.local:
+        views = Path(folder.path("views"))
+        views.mkdir(exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=views, prefix=f".{name}.tmp-"))
+    else:
+        staging = Path(tempfile.mkdtemp(prefix=f"step1x-view-{name}-"))
+    final = folder.path("views", name)
     try:
         pq.write_table(kept.select(VIEW_ID_COLUMNS), staging / "ids.parquet")
         pq.write_table(rejected, staging / "rejected.parquet")
         if reshard:
-            meta = {**meta, "shards": _reshard(run, kept, staging / "shards", shard_size)}
+            meta = {**meta, "shards": _reshard(folder, kept, staging / "shards", shard_size)}
         (staging / "view.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
-        if final.exists():
-            old = views / f".{name}.old-{os.getpid()}"
+        if not folder.local:
+            if folder.fs.exists(final):
+                folder.fs.rm(final, recursive=True)
+            folder.fs.put(f"{staging}/", final, recursive=True)
+            shutil.rmtree(staging)
+        elif os.path.exists(final):
+            old = folder.path("views", f".{name}.old-{os.getpid()}")
             os.replace(final, old)
             os.replace(staging, final)
             shutil.rmtree(old)
@@ -136,8 +147,9 @@ def write_view(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return final
+    return final if folder.local else f"{folder.url}/views/{name}"
 
 
-def read_view_ids(run: Path, name: str) -> list[str]:
-    return pq.read_table(run / "views" / name / "ids.parquet", columns=["id"]).column("id").to_pylist()
+def read_view_ids(folder: RunFolder, name: str) -> list[str]:
+    path = folder.path("views", name, "ids.parquet")
+    return read_table(folder, path, columns=["id"]).column("id").to_pylist()

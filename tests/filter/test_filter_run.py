@@ -8,8 +8,10 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -20,7 +22,8 @@ from PIL import Image
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images, request_text
 from pipelines.cli import main
 from pipelines.filter import JUDGE_COLUMNS
-from pipelines.views import manifest_paths, read_view_ids
+from pipelines.shards import RunFolder
+from pipelines.views import manifest_paths, read_table, read_view_ids
 
 CLI = Path(sys.executable).with_name("step1x-data")  # the installed console script
 
@@ -33,7 +36,15 @@ def _filter(*args: str) -> str:
 
 
 def _rows(run: Path) -> list[dict]:
-    return [r for m in manifest_paths(run) for r in pq.read_table(m).to_pylist()]
+    return [r for m in _manifests(run) for r in pq.read_table(m).to_pylist()]
+
+
+def _manifests(run: Path) -> list[Path]:
+    return [Path(m) for m in manifest_paths(RunFolder(str(run)))]
+
+
+def _view_ids(run: Path, name: str) -> list[str]:
+    return read_view_ids(RunFolder(str(run)), name)
 
 
 def _samples_in(shards: Path) -> dict[str, dict]:
@@ -55,7 +66,7 @@ def _tar_digests(run: Path) -> dict[str, str]:
 def test_heuristic_filter_scores_manifests_and_writes_view(run_dir: Path) -> None:
     before_rows = _rows(run_dir)
     before_tars = _tar_digests(run_dir)
-    assert len(manifest_paths(run_dir)) > 1 and len(before_rows) > 10
+    assert len(_manifests(run_dir)) > 1 and len(before_rows) > 10
     _filter(str(run_dir), "--judge", "heuristic", "--view", "all")
     o_values = sorted(r["o"] for r in _rows(run_dir))
     # A threshold in the middle of the run's own score distribution: some samples are kept, some are not.
@@ -76,7 +87,7 @@ def test_heuristic_filter_scores_manifests_and_writes_view(run_dir: Path) -> Non
         before = next(b for b in before_rows if b["id"] == r["id"])
         assert {k: r[k] for k in before} == before
 
-    kept = set(read_view_ids(run_dir, "half"))
+    kept = set(_view_ids(run_dir, "half"))
     expected = {r["id"] for r in rows if r["o"] >= threshold and not r["near_dup_of"]}
     assert kept == expected and 0 < len(kept) < len(rows)
     rejected = pq.read_table(run_dir / "views" / "half" / "rejected.parquet").to_pylist()
@@ -97,10 +108,10 @@ def test_new_thresholds_reuse_scores(run_dir: Path, tmp_path: Path) -> None:
     per_task = tmp_path / "per_task.yaml"
     median_sc = float(np.median([v[0] for v in scored.values()]))
     per_task.write_text(f"default: {{min_pq: 1.0}}\ntone_transformation: {{min_sc: {median_sc}}}\n")
-    mtimes = {m: m.stat().st_mtime_ns for m in manifest_paths(run_dir)}
+    mtimes = {m: m.stat().st_mtime_ns for m in _manifests(run_dir)}
     _filter(str(run_dir), "--min-o", "0.5", "--thresholds", str(per_task), "--view", "second")
     assert json.loads((run_dir / "run.json").read_text())["judge"]["judged"] == 0  # no judge call at all
-    assert {m: m.stat().st_mtime_ns for m in manifest_paths(run_dir)} == mtimes  # nor a manifest rewrite
+    assert {m: m.stat().st_mtime_ns for m in _manifests(run_dir)} == mtimes  # nor a manifest rewrite
     assert {r["id"]: (r["sc"], r["pq"], r["o"]) for r in _rows(run_dir)} == scored
     rows = _rows(run_dir)
     expected = {
@@ -108,7 +119,7 @@ def test_new_thresholds_reuse_scores(run_dir: Path, tmp_path: Path) -> None:
         for r in rows
         if r["sc"] >= median_sc and r["pq"] >= 1.0 and r["o"] >= 0.5 and not r["near_dup_of"]
     }
-    assert set(read_view_ids(run_dir, "second")) == expected
+    assert set(_view_ids(run_dir, "second")) == expected
     meta = json.loads((run_dir / "views" / "second" / "view.json").read_text())
     assert meta["thresholds"]["tone_transformation"] == {"min_sc": median_sc, "min_pq": 1.0, "min_o": 0.5}
 
@@ -116,7 +127,7 @@ def test_new_thresholds_reuse_scores(run_dir: Path, tmp_path: Path) -> None:
 def test_reshard_copies_kept_samples_byte_for_byte(run_dir: Path) -> None:
     originals = _samples(run_dir)
     _filter(str(run_dir), "--min-pq", "5", "--reshard", "--shard-size", "5", "--view", "hq")
-    kept = read_view_ids(run_dir, "hq")
+    kept = _view_ids(run_dir, "hq")
     view_shards = run_dir / "views" / "hq" / "shards"
     tars = sorted(view_shards.glob("shard-*.tar"))
     assert len(tars) == -(-len(kept) // 5) and len(kept) > 0
@@ -192,8 +203,8 @@ def test_openai_judge_on_real_run(run_dir: Path, tmp_path: Path, monkeypatch: py
         assert details["raw_sc"] and details["reasoning_pq"] == "natural"
     ok = [r for r in judged if r["judge_status"] == "ok"]
     strict = {r["id"] for r in ok if r["sc"] >= 5 and not r["near_dup_of"]}
-    assert set(read_view_ids(run_dir, "mllm")) == strict
-    assert set(read_view_ids(run_dir, "lenient")) == {r["id"] for r in ok if not r["near_dup_of"]}
+    assert set(_view_ids(run_dir, "mllm")) == strict
+    assert set(_view_ids(run_dir, "lenient")) == {r["id"] for r in ok if not r["near_dup_of"]}
 
     usage = json.loads((run_dir / "run.json").read_text())["judge"]["usage"]
     assert usage["http_requests"] == 0 and usage["cache_hits"] > 0  # the second filter's own accounting
@@ -208,7 +219,7 @@ def test_openai_judge_on_real_run(run_dir: Path, tmp_path: Path, monkeypatch: py
     assert secret not in output
     for path in [
         run_dir / "run.json",
-        *manifest_paths(run_dir),
+        *_manifests(run_dir),
         *cache.rglob("*.json"),
         *(run_dir / "views").rglob("*.json"),
     ]:
@@ -284,7 +295,7 @@ def test_console_script_on_local_edits(produced_removal_run: Path, tmp_path: Pat
     for r in rows:
         details = json.loads(r["judge_details"])
         assert {"psnr_outside", "ssim_outside", "outside_frac"} <= set(details)  # measured outside the mask
-    kept = read_view_ids(run_dir, "local")
+    kept = _view_ids(run_dir, "local")
     resharded = _samples_in(run_dir / "views" / "local" / "shards")
     assert list(resharded) == kept
     assert all(resharded[k]["mask.png"] == originals[k]["mask.png"] for k in kept)
@@ -338,7 +349,7 @@ def test_trainer_reads_the_view_and_its_shards(run_dir: Path) -> None:
     from model.data import DataFilter, expand_shards, read_manifests  # torch: imported only here
 
     _filter(str(run_dir), "--min-pq", "5", "--reshard", "--view", "train")
-    kept = set(read_view_ids(run_dir, "train"))
+    kept = set(_view_ids(run_dir, "train"))
     assert kept
     selected = read_manifests(
         expand_shards([str(run_dir / "shards" / "*.tar")]), DataFilter(view_ids=run_dir / "views" / "train")
@@ -348,3 +359,32 @@ def test_trainer_reads_the_view_and_its_shards(run_dir: Path) -> None:
         expand_shards([str(run_dir / "views" / "train" / "shards" / "*.tar")]), DataFilter()
     )
     assert {i for refs in resharded.values() for i in refs} == kept
+
+
+def test_remote_run_folder_through_fsspec(produced_run: Path, tmp_path: Path) -> None:
+    """A run on an fsspec store (here the in-process memory:// one, as s3:// or gs:// on a cluster)."""
+    fs = fsspec.filesystem("memory")
+    url = f"memory://runs/{tmp_path.name}"
+    fs.put(f"{produced_run}/", url, recursive=True)
+    _filter(url, "--min-pq", "5", "--reshard", "--view", "remote", "--cache-dir", str(tmp_path / "c"))
+    folder = RunFolder(url)
+    rows = [r for m in manifest_paths(folder) for r in read_table(folder, m).to_pylist()]
+    assert rows and all(r["judge"] == "heuristic-v1" for r in rows)
+    kept = read_view_ids(folder, "remote")
+    assert kept and kept == [r["id"] for r in rows if r["pq"] >= 5 and not r["near_dup_of"]]
+    assert json.loads(fs.cat_file(f"{url}/run.json"))["judge"]["view"] == "remote"
+    resharded = fs.glob(f"{url}/views/remote/shards/shard-*.tar")
+    assert len(resharded) == 1 and fs.exists(f"{url}/views/remote/shards/shard-000000.parquet")
+    assert [k for k in _samples_in_memory(fs, resharded[0])] == kept
+    # A second filter replaces the view whole.
+    _filter(url, "--min-pq", "11", "--view", "remote")
+    assert read_view_ids(folder, "remote") == [] and not fs.exists(f"{url}/views/remote/shards")
+    report = CliRunner().invoke(main, ["judge-agreement", f"{url}/views/remote", url, "--json"])
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.output)["n_common"] == len(rows)
+
+
+def _samples_in_memory(fs: fsspec.AbstractFileSystem, tar: str) -> list[str]:
+    """Sample keys in tar order, read with the standard library rather than the code under test."""
+    with fs.open(tar, "rb") as stream, tarfile.open(fileobj=stream) as archive:
+        return list(dict.fromkeys(name.split(".", 1)[0] for name in archive.getnames()))
