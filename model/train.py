@@ -64,6 +64,10 @@ class TrainConfig:
     seed: int = 42
     mixed_precision: str = "bf16"
     gradient_checkpointing: bool = False
+    compile_blocks: bool = False  # torch.compile of the repeated blocks: 1.8x faster LoRA steps on an H100
+    # cuDNN's SDPA backward gave NaN and then an illegal memory access for this model on an H100 with torch
+    # 2.11 (bench/RESULTS.md, Trainer); off by default, leaving flash / memory-efficient attention.
+    sdpa_cudnn: bool = False
     optimizer: str = "adamw"  # or "adamw8bit" (bitsandbytes)
     timestep_shift: float = 3.1582  # e^1.15, the 1024^2 inference shift
     logit_mean: float = 0.0
@@ -288,6 +292,8 @@ class Trainer:
             project_dir=str(self.out),
         )
         acc = self.accelerator
+        if acc.device.type == "cuda" and not cfg.sdpa_cudnn:
+            torch.backends.cuda.enable_cudnn_sdp(False)
         torch.manual_seed(cfg.seed)
         transformer, self.vae, encoder = build_models(cfg)
         self.vae.requires_grad_(False).eval().to(acc.device)
@@ -301,6 +307,8 @@ class Trainer:
             raise ValueError(f"mode must be lora or full, not {cfg.mode!r}")
         if cfg.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
+        if cfg.compile_blocks:
+            transformer.compile_repeated_blocks(fullgraph=True)
         transformer.train()
         params = [p for p in transformer.parameters() if p.requires_grad]
         self.trainable_names = [n for n, p in transformer.named_parameters() if p.requires_grad]

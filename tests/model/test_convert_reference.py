@@ -249,3 +249,51 @@ def test_unknown_official_key_is_an_error() -> None:
     sd["guidance_in.in_layer.weight"] = torch.zeros(HIDDEN, 256)
     with pytest.raises(KeyError, match="guidance_in"):
         convert_official_state_dict(sd)
+
+
+def test_load_official_file(tmp_path) -> None:
+    """The file loader (meta-device init, strict, safetensors) gives the same model as the direct load."""
+    from safetensors.torch import save_file
+
+    from model.loading import load_official_transformer
+
+    gen = torch.Generator().manual_seed(1)
+    official = {k: torch.randn(shape, generator=gen) * 0.2 for k, shape in official_shapes("v1.0").items()}
+    save_file(official, str(tmp_path / "step1x-edit-i1258.safetensors"))
+    dims = dict(
+        in_channels=IN,
+        num_layers=DEPTH,
+        num_single_layers=DEPTH_SINGLE,
+        attention_head_dim=HEAD_DIM,
+        num_attention_heads=HEADS,
+        joint_attention_dim=CTX,
+        pooled_projection_dim=VEC,
+        axes_dims_rope=AXES,
+        mllm_hidden_size=MLLM,
+        connector_num_attention_heads=CONN_HEADS,
+        connector_attention_head_dim=CTX // CONN_HEADS,
+        connector_num_layers=REFINER_DEPTH,
+    )
+    model = load_official_transformer(
+        tmp_path / "step1x-edit-i1258.safetensors", "v1.0", torch.float32, **dims
+    )
+    assert model.connector.scale_factor is not None and model.config.reference_first_axis == 0
+    grid, n = (2, 3), 6
+    args = (
+        torch.randn(1, n, IN, generator=gen),
+        torch.randn(1, n, IN, generator=gen),
+        torch.randn(1, 5, MLLM, generator=gen),
+        torch.ones(1, 5, dtype=torch.long),
+        torch.tensor([0.5]),
+        grid,
+    )
+    with torch.no_grad():
+        ours = model(*args)
+        ref = reference_forward(official, *args[:5], grid, "v1.0")
+    assert (ours - ref).norm() / ref.norm() < 1e-5
+    # our own format round-trips through save_pretrained / from_pretrained (safetensors + config.json)
+    model.save_pretrained(tmp_path / "ours")
+    assert (tmp_path / "ours" / "diffusion_pytorch_model.safetensors").exists()
+    again = type(model).from_pretrained(tmp_path / "ours")
+    with torch.no_grad():
+        torch.testing.assert_close(again(*args), ours)
