@@ -44,8 +44,9 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(source: Path, tmp_path: Path) -> None:
-    args = [
+def ray_run(source: Path) -> list[str]:
+    """Arguments of a run on an embedded Ray, one worker, small shards (many commits)."""
+    return [
         "run",
         "tone_transformation",
         "--source",
@@ -56,8 +57,20 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(source: Path, tmp_path
         "--workers",
         "1",
     ]
-    reference = tmp_path / "reference"
-    cli(*args, "--out", str(reference))
+
+
+@pytest.fixture(scope="module")
+def reference(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same run, never interrupted."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    cli(*ray_run(source), "--out", str(out))
+    return out
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(
+    source: Path, reference: Path, tmp_path: Path
+) -> None:
+    args = ray_run(source)
 
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen(
@@ -84,6 +97,39 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(source: Path, tmp_path
     assert sorted(tar_keys(interrupted)) == sorted(final), "every tar member has its manifest row"
     assert sorted(reject_uris(interrupted)) == sorted(reject_uris(reference)) == [str(source / "broken.jpg")]
     assert not list((interrupted / "shards").glob(".*.partial"))
+
+
+def test_a_worker_killed_mid_run_is_retried_and_nothing_is_lost(
+    source: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "worker-killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", *ray_run(source), "--out", str(out)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    # Wait until work is under way (a shard committed), then SIGKILL the Ray worker running the map.
+    deadline = time.time() + 240
+    worker = None
+    while time.time() < deadline and worker is None:
+        committed = list((out / "shards").glob("shard-*.parquet"))
+        # Only this run's workers: the run was started in a session of its own.
+        pids = subprocess.run(
+            ["pgrep", "-s", str(process.pid), "-f", "ray::Map"], capture_output=True, text=True
+        ).stdout.split()
+        worker = int(pids[0]) if committed and pids else None
+        time.sleep(0.05)
+    assert worker is not None, "no Ray map worker appeared"
+    os.kill(worker, signal.SIGKILL)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output[-3000:]
+    assert "worker died" in output.lower() or "retried" in output.lower(), "the kill must hit a running task"
+    final = committed_ids(out)
+    assert sorted(final) == sorted(committed_ids(reference))
+    assert len(final) == len(set(final))
 
 
 def local_run(source: Path, out: Path, *extra: str) -> list[str]:
