@@ -161,20 +161,30 @@ class ShardBatches:
         self.rank, self.world_size = rank, world_size
         self.num_samples = sum(len(r) for r in self.refs.values())
 
-    def _shards_for(self, epoch: int) -> list[str]:
+    def _shards_for(self, epoch: int) -> tuple[list[str], bool]:
+        """This rank's shards for the epoch, and whether samples must be split by index instead."""
         shards = [s for s, r in self.refs.items() if r]
         random.Random(self.seed * 1_000_003 + epoch).shuffle(shards)
-        mine = shards[self.rank :: self.world_size]
-        return mine or shards[:1]  # fewer shards than ranks: some ranks share one
+        if len(shards) >= self.world_size:
+            return shards[self.rank :: self.world_size], False
+        return (
+            shards,
+            True,
+        )  # fewer shards than ranks: every rank reads all, keeping every world_size-th sample
 
     def _raw(self, epoch: int) -> Iterator[tuple[SampleRef, dict]]:
         rng = random.Random(self.seed * 7_919 + epoch * 31 + self.rank)
         buffer: list[tuple[SampleRef, dict]] = []
-        for shard in self._shards_for(epoch):
+        shards, split_samples = self._shards_for(epoch)
+        index = 0
+        for shard in shards:
             refs = self.refs[shard]
             for sample in wds.WebDataset(shard, shardshuffle=False, nodesplitter=None, empty_check=False):
                 ref = refs.get(sample["__key__"])
                 if ref is None:
+                    continue
+                index += 1
+                if split_samples and (index - 1) % self.world_size != self.rank:
                     continue
                 buffer.append((ref, sample))
                 if len(buffer) >= self.shuffle_buffer:

@@ -286,6 +286,8 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.accelerator = Accelerator(
+            # without cpu=True accelerate ignores torchrun's ranks on a machine with no GPU
+            cpu=not torch.cuda.is_available(),
             mixed_precision=cfg.mixed_precision,
             gradient_accumulation_steps=cfg.grad_accum,
             log_with="tensorboard",

@@ -3,8 +3,6 @@ LoRA save -> load -> sample works, TensorBoard gets loss/val/sample grids, the C
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,31 +19,6 @@ from model.tiny import byte_tokenizer, tiny_qwen, tiny_transformer, tiny_vae
 from model.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory) -> Path:
-    """A real `step1x-data run` over the shipped example photos."""
-    out = tmp_path_factory.mktemp("data") / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipelines.cli",
-        "run",
-        "tone_transformation",
-        "--source",
-        "examples/photos",
-        "--out",
-        str(out),
-    ]
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=600)
-    assert list((out / "shards").glob("*.parquet"))
-    return out
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("features")
 
 
 def config(run_dir: Path, out: Path, cache_dir: Path, **kw) -> TrainConfig:
