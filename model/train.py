@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from diffusers import AutoencoderKL
 from diffusers.optimization import get_scheduler
 from safetensors.torch import load_file, save_file
@@ -322,6 +323,9 @@ class Trainer:
             num_warmup_steps=cfg.warmup_steps,
             num_training_steps=cfg.max_steps,
         )
+        self.fsdp = acc.distributed_type == DistributedType.FSDP
+        if self.fsdp and cfg.mode != "full":
+            raise ValueError("FSDP is for full fine-tuning; a LoRA run fits one GPU per process (DDP)")
         self.transformer, self.optimizer = acc.prepare(transformer, self.optimizer)
         flt = DataFilter(
             view_ids=Path(cfg.view) if cfg.view else None,
@@ -354,7 +358,24 @@ class Trainer:
         acc = self.accelerator
         ckpt = self.out / f"checkpoint-{self.step}"
         acc.wait_for_everyone()
-        if acc.is_main_process:
+        state = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "scheduler": self.scheduler.state_dict(),
+            "config": asdict(self.cfg),
+        }
+        if self.fsdp:
+            # Sharded parameters and optimizer state, written by accelerate (torch.distributed.checkpoint).
+            # The gathered full weights are exported beside them for sampling.
+            acc.save_state(str(ckpt / "accelerate"))
+            full = acc.get_state_dict(self.transformer)
+            if acc.is_main_process:
+                (ckpt / "transformer").mkdir(parents=True, exist_ok=True)
+                self.unwrapped().save_config(ckpt / "transformer")
+                weights = {k: v.contiguous() for k, v in full.items()}
+                save_file(weights, str(ckpt / "transformer" / "diffusion_pytorch_model.safetensors"))
+        elif acc.is_main_process:
             ckpt.mkdir(parents=True, exist_ok=True)
             model = self.unwrapped()
             if self.cfg.mode == "lora":
@@ -366,31 +387,29 @@ class Trainer:
                 )
             else:
                 model.save_pretrained(ckpt / "transformer")
-            opt_meta = _save_optimizer(self.optimizer, ckpt / "optimizer.safetensors")
-            state = {
-                "step": self.step,
-                "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch,
-                "scheduler": self.scheduler.state_dict(),
-                "optimizer": opt_meta,
-                "config": asdict(self.cfg),
-            }
+            state["optimizer"] = _save_optimizer(self.optimizer, ckpt / "optimizer.safetensors")
+        if acc.is_main_process:
             (ckpt / "state.json").write_text(json.dumps(state, indent=1, default=float))
         acc.wait_for_everyone()
         return ckpt
 
     def load(self, ckpt: Path) -> None:
         state = json.loads((ckpt / "state.json").read_text())
-        model = self.unwrapped()
-        if self.cfg.mode == "lora":
-            weights = load_file(str(ckpt / "trainable.safetensors"))
+        if self.fsdp:
+            self.accelerator.load_state(str(ckpt / "accelerate"))
         else:
-            weights = load_file(str(ckpt / "transformer" / "diffusion_pytorch_model.safetensors"))
-        named = dict(model.named_parameters())
-        with torch.no_grad():
-            for n, v in weights.items():
-                named[n].copy_(v)
-        _load_optimizer(self.optimizer, ckpt / "optimizer.safetensors", state["optimizer"])
+            model = self.unwrapped()
+            if self.cfg.mode == "lora":
+                weights = load_file(str(ckpt / "trainable.safetensors"))
+            else:  # save_pretrained shards files above 10 GB
+                weights = {}
+                for part in sorted((ckpt / "transformer").glob("*.safetensors")):
+                    weights.update(load_file(str(part)))
+            named = dict(model.named_parameters())
+            with torch.no_grad():
+                for n, v in weights.items():
+                    named[n].copy_(v)
+            _load_optimizer(self.optimizer, ckpt / "optimizer.safetensors", state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
 
