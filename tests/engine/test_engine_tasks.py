@@ -155,3 +155,18 @@ def test_addition_is_the_removal_pair_reversed() -> None:
     zh = addition.instruction["zh"]
     assert "火箭" in zh and ("加" in zh or "放" in zh)
     assert addition.variant == "add:" + removal.variant
+
+
+def test_pointwise_operations_as_lookup_tables_equal_the_per_pixel_math() -> None:
+    import cv2
+
+    image = np.asarray(photo("coffee.png"))
+    levels = np.repeat(np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None, None], 3, axis=2)
+    pointwise = [op for op in tone_transformation.OPERATIONS.values() if op.pointwise]
+    assert {op.name for op in pointwise} == {"exposure", "white_balance"}
+    for op in pointwise:
+        for strength in (-0.9, 0.7):
+            rng = np.random.default_rng(0)
+            per_pixel = tone_operations.to_uint8(op.apply(image.astype(np.float32) / 255, strength, rng))
+            table = tone_operations.to_uint8(op.apply(levels, strength, rng))
+            assert np.array_equal(cv2.LUT(image, table), per_pixel), (op.name, strength)
