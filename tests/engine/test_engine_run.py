@@ -202,3 +202,12 @@ def test_subject_addition_reverses_the_removal_pairs(tmp_path: Path) -> None:
     assert len(rows) == 4 and {r["gedit_key"] for r in rows} == {"subject-add"}
     assert all(r["variant"].startswith("add:") for r in rows)
     assert {Path(r["source_uri"]).name for r in rejects(out)} == {"astronaut.png", "chelsea.png"}
+
+
+def test_block_sizes_start_small_and_grow_to_eight_sources() -> None:
+    from pipelines.graph import block_count
+
+    assert block_count(5, 2) == 5  # a small run: one source per task, every CPU busy at once
+    assert block_count(48, 2) == 8  # 6 sources per task, still 4 tasks per CPU
+    assert block_count(10_000, 2) == 1250  # 8 sources per task: Ray's per-task cost amortised
+    assert block_count(1, 64) == 1
