@@ -48,10 +48,18 @@ def main() -> None:
     p.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--compile", action="store_true", help="compile_repeated_blocks before timing")
     p.add_argument("--out", default="train_lora.json")
+    p.add_argument(
+        "--sdpa-cudnn",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="allow the cuDNN SDPA kernel (--no-sdpa-cudnn leaves flash / mem-efficient)",
+    )
     p.add_argument("--tiny", action="store_true", help="tiny model on the CPU: a dry run of this script")
     args = p.parse_args()
     cuda = torch.cuda.is_available() and not args.tiny
     device = torch.device("cuda" if cuda else "cpu")
+    if cuda and not args.sdpa_cudnn:
+        torch.backends.cuda.enable_cudnn_sdp(False)
     torch.manual_seed(0)
     if args.tiny:
         from model.tiny import TINY_TRANSFORMER
@@ -80,6 +88,7 @@ def main() -> None:
         "alpha": args.alpha,
         "checkpointing": args.checkpointing,
         "compile": args.compile,
+        "sdpa_cudnn": args.sdpa_cudnn,
         "lora_params_m": round(sum(q.numel() for q in params) / 1e6, 1),
         "matmul_bf16_tflops": round(matmul_tflops(), 1) if cuda else None,
         "sizes": {},
