@@ -16,7 +16,7 @@ from model.data import DataFilter, ShardBatches
 from model.mllm import Step1XMLLMEncoder
 from model.sampler import Step1XEditSampler
 from model.tiny import byte_tokenizer, tiny_qwen, tiny_transformer, tiny_vae
-from model.train import TrainConfig, Trainer
+from model.train import Features, TrainConfig, Trainer, flow_loss, sample_sigmas
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,3 +146,41 @@ def test_cli_with_yaml(run_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
     saved = yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())
     assert saved["max_steps"] == 2 and saved["lora_rank"] == 2  # flags override the file
     assert (tmp_path / "cli" / "checkpoint-2" / "lora").is_dir()
+
+
+def test_sigma_sampling_is_shifted_logit_normal() -> None:
+    cfg = TrainConfig()
+    sigmas = sample_sigmas(cfg, 200_000, torch.Generator().manual_seed(0))
+    s = cfg.timestep_shift
+    # the median of sigmoid(N(0,1)) is 0.5, and the shift is monotone: median = s*0.5 / (1 + (s-1)*0.5)
+    assert abs(sigmas.median().item() - s / (s + 1)) < 0.005
+    assert sigmas.min() > 0 and sigmas.max() < 1
+
+
+def test_mask_weighting_and_instruction_dropout(run_dir: Path, cache_dir: Path) -> None:
+    data = ShardBatches([str(run_dir / "shards" / "*.tar")], DataFilter(), 2, 32, 16, instruction_dropout=1.0)
+    batch = next(data.epoch_batches(0))
+    assert batch.instructions == ["", ""]  # dropout replaces the instruction by the empty (uncond) one
+    features = Features(tiny_vae(3), Step1XMLLMEncoder(tiny_qwen(3), byte_tokenizer()), str(cache_dir))
+    model = tiny_transformer("v1.1", seed=3)
+
+    def loss(weight: float, mask: torch.Tensor) -> float:
+        batch.mask = mask
+        cfg = TrainConfig(mask_loss_weight=weight)
+        with torch.no_grad():
+            value = flow_loss(
+                cfg,
+                model,
+                features,
+                batch,
+                torch.Generator().manual_seed(5),
+                torch.device("cpu"),
+                (0.1159, 0.3611),
+            )
+        return value.item()
+
+    ones, half = torch.ones_like(batch.mask), torch.zeros_like(batch.mask)
+    half[..., : half.shape[-1] // 2] = 1
+    plain = loss(1.0, half)
+    assert loss(5.0, ones) == pytest.approx(plain, rel=1e-6)  # uniform weights change nothing
+    assert loss(5.0, half) != pytest.approx(plain, rel=1e-4)  # the edited half counts 5x
