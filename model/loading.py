@@ -61,11 +61,12 @@ def load_official_transformer(
     return model.to(dtype)
 
 
-def load_flux_vae(path: str | os.PathLike) -> AutoencoderKL:
+def load_flux_vae(path: str | os.PathLike, config: dict | None = None) -> AutoencoderKL:
     """The FLUX `ae.safetensors` / Step1X `vae.safetensors` (LDM names) -> diffusers AutoencoderKL."""
-    state = convert_ldm_vae_checkpoint(load_file(str(path)), FLUX_VAE_CONFIG)
+    config = config or FLUX_VAE_CONFIG
+    state = convert_ldm_vae_checkpoint(load_file(str(path)), config)
     with init_empty_weights():
-        vae = AutoencoderKL(**FLUX_VAE_CONFIG)
+        vae = AutoencoderKL(**config)
     vae.load_state_dict(state, strict=True, assign=True)
     return vae.float()  # the reference runs the AE in fp32
 
