@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,3 +121,20 @@ def cli(
             f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def manifest_rows(run: Path) -> list[dict]:
+    """Every manifest row of a run folder, shard by shard."""
+    return [
+        row
+        for path in sorted((run / "shards").glob("shard-*.parquet"))
+        for row in pq.read_table(path).to_pylist()
+    ]
+
+
+def reject_rows(run: Path) -> list[dict]:
+    return [
+        row
+        for path in sorted((run / "rejects").glob("rejects-*.parquet"))
+        for row in pq.read_table(path).to_pylist()
+    ]

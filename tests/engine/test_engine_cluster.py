@@ -12,9 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
-from engine_inputs import PHOTOS, REPO, cli
+from engine_inputs import PHOTOS, REPO, cli, manifest_rows
 
 BIN = Path(sys.executable).parent
 
@@ -26,7 +25,7 @@ def free_port() -> int:
 
 
 def ids(run: Path) -> set[str]:
-    return {i for p in (run / "shards").glob("*.parquet") for i in pq.read_table(p).column("id").to_pylist()}
+    return {row["id"] for row in manifest_rows(run)}
 
 
 @pytest.fixture

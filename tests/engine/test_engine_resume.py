@@ -11,17 +11,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-from engine_inputs import REPO, cli, write_variants
+from engine_inputs import REPO, cli, manifest_rows, reject_rows, write_variants
 
 
 def committed_ids(run: Path) -> list[str]:
-    ids: list[str] = []
-    for path in sorted((run / "shards").glob("shard-*.parquet")):
-        ids.extend(pq.read_table(path, columns=["id"]).column("id").to_pylist())
-    return ids
+    return [row["id"] for row in manifest_rows(run)]
 
 
 def tar_keys(run: Path) -> list[str]:
@@ -30,10 +26,7 @@ def tar_keys(run: Path) -> list[str]:
 
 
 def reject_uris(run: Path) -> list[str]:
-    uris: list[str] = []
-    for path in sorted((run / "rejects").glob("rejects-*.parquet")):
-        uris.extend(pq.read_table(path, columns=["source_uri"]).column("source_uri").to_pylist())
-    return uris
+    return [row["source_uri"] for row in reject_rows(run)]
 
 
 @pytest.fixture(scope="module")

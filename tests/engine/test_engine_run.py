@@ -6,24 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-from engine_inputs import PHOTOS, cli, write_bad_files, write_odd_files
-
-
-def manifests(run: Path) -> list[dict]:
-    rows: list[dict] = []
-    for path in sorted((run / "shards").glob("shard-*.parquet")):
-        rows.extend(pq.read_table(path).to_pylist())
-    return rows
-
-
-def rejects(run: Path) -> list[dict]:
-    rows: list[dict] = []
-    for path in sorted((run / "rejects").glob("rejects-*.parquet")):
-        rows.extend(pq.read_table(path).to_pylist())
-    return rows
+from engine_inputs import PHOTOS, cli, manifest_rows, reject_rows, write_bad_files, write_odd_files
 
 
 @pytest.fixture(scope="module")
@@ -52,26 +37,26 @@ def mixed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
 
 def test_every_source_is_kept_or_rejected_with_its_reason(mixed_run) -> None:
     source, out, bad, extra = mixed_run
-    kept_uris = {row["source_uri"] for row in manifests(out)}
-    reject_rows = rejects(out)
+    kept_uris = {row["source_uri"] for row in manifest_rows(out)}
+    rejected = reject_rows(out)
     listed = {str(p) for p in source.rglob("*") if p.is_file()}
-    assert kept_uris | {r["source_uri"] for r in reject_rows} == listed
-    assert not kept_uris & {r["source_uri"] for r in reject_rows}
-    by_name = {Path(r["source_uri"]).name: r for r in reject_rows}
+    assert kept_uris | {r["source_uri"] for r in rejected} == listed
+    assert not kept_uris & {r["source_uri"] for r in rejected}
+    by_name = {Path(r["source_uri"]).name: r for r in rejected}
     assert {name: by_name[name]["reason"] for name in bad} == bad
     for name in extra["odd"]:  # unusual but valid: converted and processed, never rejected
         assert str(source / "odd" / name) in kept_uris, name
     run_json = json.loads((out / "run.json").read_text())
     counts = run_json["counts"]
     assert counts["read"] == len(listed) == counts["kept_sources"] + counts["rejected"]
-    assert counts["samples_written"] == len(manifests(out))
+    assert counts["samples_written"] == len(manifest_rows(out))
     assert run_json["config_hash"] and run_json["versions"]["ray"] != "not installed"
     assert "samples written" in extra["stdout"] and f"{out}/shards/" in extra["stdout"]
 
 
-def test_shard_members_match_the_manifests(mixed_run) -> None:
+def test_shard_members_match_the_manifest_rows(mixed_run) -> None:
     _, out, _, _ = mixed_run
-    rows = {row["id"]: row for row in manifests(out)}
+    rows = {row["id"]: row for row in manifest_rows(out)}
     tars = sorted(str(p) for p in (out / "shards").glob("shard-*.tar"))
     assert len(tars) >= 2, "a shard is bounded at 16 samples: several shards expected"
     seen = []
@@ -95,7 +80,7 @@ def test_shards_load_with_wids_and_datasets(mixed_run) -> None:
     import wids
 
     _, out, _, _ = mixed_run
-    rows = manifests(out)
+    rows = manifest_rows(out)
     tars = sorted((out / "shards").glob("shard-*.tar"))
     counts = {t.name: sum(1 for r in rows if r["shard"] == t.name) for t in tars}
     index = [{"url": str(t), "nsamples": counts[t.name]} for t in tars]
@@ -115,7 +100,7 @@ def test_shards_load_with_wids_and_datasets(mixed_run) -> None:
 def test_subject_removal_uses_coco_labels_and_rejects_unusable_objects(tmp_path: Path) -> None:
     out = tmp_path / "removal"
     cli("run", "subject_removal", "--source", str(PHOTOS), "--out", str(out), "--quiet")
-    rows = manifests(out)
+    rows = manifest_rows(out)
     variants = sorted(
         (Path(r["source_uri"]).name, json.loads(r["json"])["edit"]["params"]["category"]) for r in rows
     )
@@ -125,7 +110,7 @@ def test_subject_removal_uses_coco_labels_and_rejects_unusable_objects(tmp_path:
         ("coffee.png", "spoon"),
         ("rocket.jpg", "rocket"),
     ]
-    reasons = {Path(r["source_uri"]).name: r["reason"] for r in rejects(out)}
+    reasons = {Path(r["source_uri"]).name: r["reason"] for r in reject_rows(out)}
     assert reasons == {"astronaut.png": "mask_cut_by_border", "chelsea.png": "mask_too_large"}
     for row in rows:
         record = json.loads(row["json"])
@@ -144,7 +129,7 @@ def test_subject_removal_without_labels_uses_saliency(tmp_path: Path) -> None:
     shutil.copy(PHOTOS / "rocket.jpg", source / "rocket.jpg")
     out = tmp_path / "saliency"
     cli("run", "subject_removal", "--source", str(source), "--out", str(out), "--quiet")
-    (row,) = manifests(out)
+    (row,) = manifest_rows(out)
     record = json.loads(row["json"])
     assert record["annotators"]["objects"]["backend"] == "saliency_grabcut"
     x0, y0, x1, y1 = record["edit"]["bbox"]
@@ -158,7 +143,7 @@ def test_same_input_and_config_give_the_same_ids(tmp_path: Path) -> None:
     cli(*args, "--out", str(tmp_path / "a"))
     cli(*args, "--out", str(tmp_path / "b"))
     cli(*args, "--out", str(tmp_path / "c"), "--seed", "7")
-    a, b, c = ({r["id"]: r["instruction_en"] for r in manifests(tmp_path / x)} for x in "abc")
+    a, b, c = ({r["id"]: r["instruction_en"] for r in manifest_rows(tmp_path / x)} for x in "abc")
     assert a == b
     assert not set(a) & set(c), "another seed is another config: no id may repeat"
 
@@ -198,10 +183,10 @@ def test_subject_addition_reverses_the_removal_pairs(tmp_path: Path) -> None:
         "--executor",
         "local",
     )
-    rows = manifests(out)
+    rows = manifest_rows(out)
     assert len(rows) == 4 and {r["gedit_key"] for r in rows} == {"subject-add"}
     assert all(r["variant"].startswith("add:") for r in rows)
-    assert {Path(r["source_uri"]).name for r in rejects(out)} == {"astronaut.png", "chelsea.png"}
+    assert {Path(r["source_uri"]).name for r in reject_rows(out)} == {"astronaut.png", "chelsea.png"}
 
 
 def test_block_sizes_start_small_and_grow_to_eight_sources() -> None:

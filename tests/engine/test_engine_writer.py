@@ -7,8 +7,7 @@ import json
 import re
 from pathlib import Path
 
-import pyarrow.parquet as pq
-from engine_inputs import PHOTOS
+from engine_inputs import PHOTOS, manifest_rows
 
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_text
 from pipelines.config import RunConfig
@@ -23,10 +22,6 @@ def language_aware(body: dict) -> Reply:
     if re.search(r"[\u4e00-\u9fff]{10}", prompt):
         return Reply(text=json.dumps({"instruction": "把这张照片的色调调整一下。"}, ensure_ascii=False))
     return Reply(text=f'Sure! {{"instruction": "Apply a {name} adjustment to the photo."}}')
-
-
-def rows(out: Path) -> list[dict]:
-    return [r for p in sorted((out / "shards").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
 
 
 def config(out: Path, url: str, **extra: object) -> RunConfig:
@@ -47,7 +42,7 @@ def test_written_instructions_replace_the_templates(tmp_path: Path) -> None:
     with ScriptedServer(language_aware) as server:
         summary = run(config(tmp_path / "run", server.url), executor="local")
         requests = len(server.requests)
-    written = rows(tmp_path / "run")
+    written = manifest_rows(tmp_path / "run")
     assert len(written) == 2 and requests == 2 * 2 * 2  # samples x languages x candidates
     for row in written:
         record = json.loads(row["json"])
@@ -65,7 +60,7 @@ def test_written_instructions_replace_the_templates(tmp_path: Path) -> None:
 def test_unusable_answers_keep_the_template_and_say_why(tmp_path: Path) -> None:
     with ScriptedServer(lambda body: Reply(text="I cannot help with that.")) as server:
         run(config(tmp_path / "run", server.url), executor="local")
-    for row in rows(tmp_path / "run"):
+    for row in manifest_rows(tmp_path / "run"):
         record = json.loads(row["json"])
         assert record["instruction_writer"]["backend"] == "templates"
         assert "no valid" in record["instruction_writer"]["fallback_reason"]
