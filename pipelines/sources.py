@@ -96,9 +96,10 @@ def _list_tar(url: str, licence: str, listing: Listing) -> None:
 def _list_folder(
     fs: fsspec.AbstractFileSystem, root: str, labels: str | None, licence: str, listing: Listing
 ) -> None:
-    if labels is None and fs.exists(posixpath.join(root, DEFAULT_LABELS_NAME)):
-        labels = _unstrip(fs, posixpath.join(root, DEFAULT_LABELS_NAME))
-    coco = load_coco(labels)[0] if labels else {}
+    # A labels file given on the command line is attached by list_sources for every kind of source;
+    # here only the folder's own labels.coco.json, matched on the path relative to the folder.
+    own_labels = posixpath.join(root, DEFAULT_LABELS_NAME)
+    coco = load_coco(_unstrip(fs, own_labels))[0] if labels is None and fs.exists(own_labels) else {}
     for path in sorted(fs.find(root)):
         name = posixpath.basename(path)
         if (
@@ -150,13 +151,27 @@ def list_sources(spec: str, labels: str | None = None, licence: str = "unknown")
         matches = sorted(fs.glob(path))
         if not matches:
             raise SourceError(f"source pattern {spec} matches nothing")
-        for match in matches:
-            _list_one(fs, match, labels, licence, listing)
-        return listing
-    if not fs.exists(path):
+    elif fs.exists(path):
+        matches = [path]
+    else:
         raise SourceError(f"source {spec} does not exist")
-    _list_one(fs, path, labels, licence, listing)
+    for match in matches:
+        _list_one(fs, match, labels, licence, listing)
+    if labels:
+        _attach_by_name(listing, load_coco(labels)[0])
     return listing
+
+
+def _attach_by_name(listing: Listing, coco: dict[str, dict[str, Any]]) -> None:
+    """Labels from a COCO file for the listed items: an image's `file_name` is matched against the end
+    of each item's path (`a/b.jpg` matches `.../a/b.jpg`), else against its file name alone."""
+    by_name = {posixpath.basename(name): entry for name, entry in coco.items()}
+    for ref in listing.refs:
+        parts = ref["uri"].split("::")[0].removeprefix("tar://").split("/")
+        suffixes = ("/".join(parts[-k:]) for k in range(min(len(parts), 4), 0, -1))
+        entry = next((coco[key] for key in suffixes if key in coco), None) or by_name.get(parts[-1])
+        if entry and not ref["annotations"]:
+            ref.update(annotations=entry["annotations"], licence=entry["licence"], label_size=entry["size"])
 
 
 def _list_one(

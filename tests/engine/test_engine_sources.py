@@ -81,3 +81,16 @@ def test_missing_sources_are_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.coco.json").write_text(json.dumps({"images": []}))
     with pytest.raises(SourceError, match="not a COCO"):
         list_sources(str(tmp_path / "bad.coco.json"))
+
+
+def test_a_labels_file_elsewhere_is_matched_to_the_folder_files(tmp_path: Path) -> None:
+    (tmp_path / "shots").mkdir()
+    for name in ("coffee.png", "rocket.jpg"):
+        shutil.copy(PHOTOS / name, tmp_path / "shots" / name)
+    refs = list_sources(str(tmp_path / "shots"), labels=str(PHOTOS / "labels.coco.json")).refs
+    categories = {Path(r["uri"]).name: sorted(a["category"] for a in r["annotations"]) for r in refs}
+    assert categories == {"coffee.png": ["cup", "spoon"], "rocket.jpg": ["rocket"]}
+    assert {r["licence"] for r in refs} == {
+        "CC0-1.0 (photographer: Rachel Michetti)",
+        "public domain (SpaceX)",
+    }
