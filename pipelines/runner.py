@@ -154,7 +154,10 @@ def _write_run_json(
     if folder.fs.exists(path):
         with folder.fs.open(path, "rt") as handle:
             history = json.load(handle).get("runs", [])
-    if status != "running" and history and history[-1].get("status") == "running":
+    if status == "running":
+        # An entry still "running" when a new run starts belongs to a run that was killed.
+        history = [{**e, "status": "interrupted"} if e.get("status") == "running" else e for e in history]
+    elif history and history[-1].get("status") == "running":
         history = history[:-1]  # this run's own "running" entry, replaced by its result
     entry = {
         "status": status,

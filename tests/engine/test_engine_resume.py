@@ -3,6 +3,7 @@ never interrupted, each written once; leftovers of the interrupted commit are re
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -90,6 +91,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(
     assert sorted(tar_keys(interrupted)) == sorted(final), "every tar member has its manifest row"
     assert sorted(reject_uris(interrupted)) == sorted(reject_uris(reference)) == [str(source / "broken.jpg")]
     assert not list((interrupted / "shards").glob(".*.partial"))
+    runs = json.loads((interrupted / "run.json").read_text())["runs"]
+    assert [r["status"] for r in runs] == ["interrupted", "finished"]
 
 
 def test_a_worker_killed_mid_run_is_retried_and_nothing_is_lost(
