@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 from model.convert import convert_official_state_dict
 from model.latents import FLUX_VAE_CONFIG
-from model.mllm import Step1XMLLMEncoder
+from model.mllm import MAX_PIXELS, MIN_PIXELS, Step1XMLLMEncoder
 from model.sampler import Step1XEditSampler
 from model.transformer import Step1XEditTransformer
 
@@ -72,12 +72,22 @@ def load_flux_vae(path: str | os.PathLike, config: dict | None = None) -> Autoen
 
 
 def load_qwen_encoder(path: str | os.PathLike, dtype: torch.dtype = torch.bfloat16) -> Step1XMLLMEncoder:
+    import importlib.util
+
     from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
         str(path), dtype=dtype, attn_implementation="sdpa", use_safetensors=True
     )
-    return Step1XMLLMEncoder(model, AutoTokenizer.from_pretrained(str(path)))
+    image_processor = None
+    # transformers 5's Qwen processor needs torchvision; without it the numpy preprocessing in model/mllm.py
+    # (the same algorithm) is used.
+    if importlib.util.find_spec("torchvision") is not None:
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(str(path), min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
+        image_processor = processor.image_processor
+    return Step1XMLLMEncoder(model, AutoTokenizer.from_pretrained(str(path)), image_processor=image_processor)
 
 
 def load_sampler(

@@ -132,16 +132,24 @@ class Step1XMLLMEncoder:
     """Frozen Qwen2.5-VL -> ([B, 640, hidden] embeddings, [B, 640] mask).
 
     `model` is a `Qwen2_5_VLForConditionalGeneration` (or `Qwen2_5_VLModel`); `tokenizer` a Qwen2 tokenizer
-    whose added tokens include the Qwen vision specials.
+    whose added tokens include the Qwen vision specials. `image_processor`, when given (the checkpoint's own
+    Qwen2-VL image processor, created with min/max pixels 256*28*28 / 324*28*28), replaces the built-in
+    numpy preprocessing.
     """
 
     def __init__(
-        self, model: torch.nn.Module, tokenizer, max_length: int = MAX_LENGTH, drop_tokens: int = DROP_TOKENS
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        max_length: int = MAX_LENGTH,
+        drop_tokens: int = DROP_TOKENS,
+        image_processor=None,
     ) -> None:
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.drop_tokens = drop_tokens
+        self.image_processor = image_processor
         cfg = model.config
         self.image_token_id = cfg.image_token_id
         self.vision_end_id = cfg.vision_end_token_id
@@ -159,7 +167,11 @@ class Step1XMLLMEncoder:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def tokenize(self, image: Image.Image, instruction: str) -> MLLMTokens:
-        pixel_values, grid = qwen_pixel_values(image, self.patch, self.temporal, self.merge)
+        if self.image_processor is not None:
+            processed = self.image_processor(images=[image.convert("RGB")], return_tensors="pt")
+            pixel_values, grid = processed["pixel_values"], processed["image_grid_thw"]
+        else:
+            pixel_values, grid = qwen_pixel_values(image, self.patch, self.temporal, self.merge)
         n_image_tokens = int(grid.prod()) // self.merge**2
         text = render_prompt(instruction)
         full = self._ids(text.replace("<|image_pad|>", "<|image_pad|>" * n_image_tokens))

@@ -69,3 +69,18 @@ def test_encoder_drops_prefix_pads_and_masks() -> None:
     assert valid == min(640, len(encoder.tokenize(image, "").input_ids[0]) - drop)
     assert torch.all(emb[1, valid:] == 0) and torch.all(emb[1, :valid].abs().sum(-1) > 0)
     assert not np.allclose(emb[0].numpy(), emb[1].numpy())
+
+
+def test_a_transformers_image_processor_can_replace_the_numpy_path() -> None:
+    from transformers import Qwen2VLImageProcessorPil
+
+    proc = Qwen2VLImageProcessorPil(min_pixels=256 * 28 * 28, max_pixels=324 * 28 * 28)
+    tokenizer = byte_tokenizer()
+    model = tiny_qwen()
+    image = Image.open(PHOTO)
+    ours = Step1XMLLMEncoder(model, tokenizer).tokenize(image, "add a hat")
+    theirs = Step1XMLLMEncoder(model, tokenizer, image_processor=proc).tokenize(image, "add a hat")
+    assert torch.equal(ours.input_ids, theirs.input_ids) and torch.equal(
+        ours.image_grid_thw, theirs.image_grid_thw
+    )
+    torch.testing.assert_close(ours.pixel_values, theirs.pixel_values, atol=2e-2, rtol=0)
