@@ -1,9 +1,10 @@
 """The stage graph on Ray Data, and the same steps in a plain loop.
 
-read refs → load → annotate (one stage per annotator) → edit+encode, streamed to the driver, which
-writes shards (pipelines.runner). Steps that need no accelerator run as Ray tasks, which Ray Data fuses
-into one operator (no object-store hop between them); a step that declares GPUs runs in an actor pool
-of its own so its model loads once per actor.
+read refs → load → annotate (one actor pool per annotator, sized by the resources the annotator
+declares) → edit+encode (→ instruct, an actor pool, when an MLLM writes the instructions), streamed to
+the driver, which writes shards (pipelines.runner). Annotators run in actors so a model loads once per
+actor, not once per task; load and edit are stateless and run as Ray tasks, which Ray Data fuses with
+their neighbours (no object-store hop between them).
 """
 
 from __future__ import annotations
@@ -57,6 +58,18 @@ def block_count(items: int, cpus: int) -> int:
     return max(1, -(-items // rows_per_block))
 
 
+def _actor_pool_bounds(spec: StepSpec) -> tuple[int, int]:
+    """An autoscaling pool: one actor at first, as many as the cluster's resources can hold."""
+    import ray
+
+    resources = ray.cluster_resources()
+    if spec.num_gpus > 0:
+        most = resources.get("GPU", 0.0) / spec.num_gpus
+    else:
+        most = resources.get("CPU", 1.0) / max(spec.num_cpus, 0.01)
+    return 1, max(1, int(most))
+
+
 def _cluster_cpus() -> int:
     import ray
 
@@ -73,7 +86,7 @@ def build_dataset(refs: list[dict[str, Any]], config: RunConfig) -> Any:
             dataset = dataset.map(
                 _ActorStep,
                 fn_constructor_args=(spec,),
-                concurrency=config.workers or 1,
+                concurrency=config.workers or _actor_pool_bounds(spec),
                 num_cpus=spec.num_cpus,
                 num_gpus=spec.num_gpus,
             )

@@ -247,6 +247,7 @@ def step_specs(config: RunConfig) -> list[StepSpec]:
             ObjectAnnotator.resources.num_cpus,
             ObjectAnnotator.resources.num_gpus,
             run_key,
+            actor=True,
         )
         for name in task.ANNOTATORS
     ]

@@ -196,3 +196,22 @@ def test_block_sizes_start_small_and_grow_to_eight_sources() -> None:
     assert block_count(48, 2) == 8  # 6 sources per task, still 4 tasks per CPU
     assert block_count(10_000, 2) == 1250  # 8 sources per task: Ray's per-task cost amortised
     assert block_count(1, 64) == 1
+
+
+def test_each_annotator_runs_in_an_actor_pool(capsys: pytest.CaptureFixture[str]) -> None:
+    import ray
+
+    from pipelines.config import RunConfig
+    from pipelines.graph import build_dataset
+    from pipelines.runner import _init_ray
+    from pipelines.sources import list_sources
+
+    config = RunConfig(task="subject_removal", source=str(PHOTOS), out="unused")
+    _init_ray(config)
+    try:
+        build_dataset(list_sources(str(PHOTOS)).refs, config).explain()
+    finally:
+        ray.shutdown()
+    physical = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
+    assert "ActorPoolMapOperator" in physical and "_ActorStep" in physical  # annotate:objects
+    assert "TaskPoolMapOperator[Map(apply)]" in physical  # edit: a stateless task
