@@ -55,6 +55,7 @@ class Batch:
     has_mask: list[bool]
     instructions: list[str]
     languages: list[str]
+    instruction_options: list[dict[str, str]]  # every language's instruction, for feature precomputation
     source_images: list[Image.Image] = field(repr=False)  # the cropped source, what the MLLM sees
 
 
@@ -210,7 +211,7 @@ class ShardBatches:
 
     def _decode(self, raw: list[tuple[SampleRef, dict]], epoch: int) -> Batch:
         size = nearest_bucket(raw[0][0].width, raw[0][0].height, self.buckets)
-        src, tgt, masks, has_mask, instr, langs, src_images = [], [], [], [], [], [], []
+        src, tgt, masks, has_mask, instr, langs, options, src_images = [], [], [], [], [], [], [], []
         for ref, sample in raw:
             record = json.loads(sample["json"])
             s_img = _cover_crop(_image(sample, "src"), size, Image.LANCZOS)
@@ -231,6 +232,7 @@ class ShardBatches:
             tgt.append(_to_tensor(t_img))
             instr.append(text)
             langs.append(lang)
+            options.append(record["instruction"])
             src_images.append(s_img)
         return Batch(
             [r.id for r, _ in raw],
@@ -240,6 +242,7 @@ class ShardBatches:
             has_mask,
             instr,
             langs,
+            options,
             src_images,
         )
 

@@ -25,6 +25,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 from diffusers import AutoencoderKL
 from diffusers.optimization import get_scheduler
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from model.data import Batch, DataFilter, ShardBatches
@@ -81,6 +82,7 @@ class TrainConfig:
     tasks: list[str] | None = None
     shuffle_buffer: int = 64
     cache_dir: str | None = None
+    precompute_features: bool = True  # with cache_dir: fill the cache first, then move the MLLM off the GPU
     val_shards: list[str] = field(default_factory=list)
     val_every: int = 0
     val_batches: int = 4
@@ -153,26 +155,44 @@ def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.
 
 
 class Features:
-    """MLLM states and VAE posteriors, cached on disk by sample id when a cache folder is given."""
+    """MLLM states and VAE posteriors, cached on disk by sample id when a cache folder is given.
 
-    def __init__(self, vae: AutoencoderKL, encoder: Step1XMLLMEncoder, cache_dir: str | None) -> None:
-        self.vae, self.encoder = vae, encoder
+    With a cache, `Trainer` fills it before training and then keeps the MLLM on the CPU: the 7B encoder runs
+    once per sample and instruction variant, and a later cache miss borrows the GPU only for that call.
+    """
+
+    def __init__(
+        self, vae: AutoencoderKL, encoder: Step1XMLLMEncoder, cache_dir: str | None, device: torch.device
+    ) -> None:
+        self.vae, self.encoder, self.device = vae, encoder, device
         self.cache = Path(cache_dir) if cache_dir else None
         if self.cache:
             self.cache.mkdir(parents=True, exist_ok=True)
 
+    @staticmethod
+    def mllm_key(sid: str, image: Image.Image, text: str, lang: str) -> str:
+        return f"{sid}.{lang if text else 'empty'}.{image.width}x{image.height}.mllm.safetensors"
+
     @torch.no_grad()
+    def mllm_one(self, sid: str, image: Image.Image, text: str, lang: str) -> dict[str, torch.Tensor]:
+        key = self.mllm_key(sid, image, text, lang)
+        cached = self._load(key)
+        if cached is None:
+            model = self.encoder.model
+            home = next(model.parameters()).device
+            model.to(self.device)
+            s, m = self.encoder([image], [text])
+            model.to(home)
+            cached = {"states": s[0].cpu(), "mask": m[0].cpu()}
+            self._save(key, cached)
+        return cached
+
     def mllm(self, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         states, masks = [], []
         for sid, image, text, lang in zip(
             batch.ids, batch.source_images, batch.instructions, batch.languages, strict=True
         ):
-            key = f"{sid}.{lang if text else 'empty'}.{image.width}x{image.height}.mllm.safetensors"
-            cached = self._load(key)
-            if cached is None:
-                s, m = self.encoder([image], [text])
-                cached = {"states": s[0].cpu(), "mask": m[0].cpu()}
-                self._save(key, cached)
+            cached = self.mllm_one(sid, image, text, lang)
             states.append(cached["states"])
             masks.append(cached["mask"])
         return torch.stack(states).to(device), torch.stack(masks).to(device)
@@ -301,7 +321,7 @@ class Trainer:
         transformer, self.vae, encoder = build_models(cfg)
         self.vae.requires_grad_(False).eval().to(acc.device)
         encoder.model.to(acc.device)
-        self.features = Features(self.vae, encoder, cfg.cache_dir)
+        self.features = Features(self.vae, encoder, cfg.cache_dir, acc.device)
         if cfg.mode == "lora":
             add_lora(transformer, cfg.lora_rank, cfg.lora_alpha)
         elif cfg.mode == "full":
@@ -346,8 +366,41 @@ class Trainer:
             acc.num_processes,
         )
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        if cfg.cache_dir and cfg.precompute_features:
+            self.precompute()
+            encoder.model.to("cpu")
+            if acc.device.type == "cuda":
+                torch.cuda.empty_cache()
         self.latent_scale = (self.vae.config.shift_factor, self.vae.config.scaling_factor)
         self.params_per_step = sum(p.numel() for p in params)
+
+    def precompute(self) -> None:
+        """Cache MLLM states for every sample and every instruction it can be shown, and VAE posteriors.
+
+        Ranks split the samples (batch size 1 covers all of them) and share the cache folder.
+        """
+        cfg, acc = self.cfg, self.accelerator
+        langs = [lang for lang, p in (("en", cfg.lang_en), ("zh", 1 - cfg.lang_en)) if p > 0]
+        flt = DataFilter(view_ids=Path(cfg.view) if cfg.view else None, min_o=cfg.min_o, tasks=cfg.tasks)
+        every = ShardBatches(
+            cfg.shards,
+            flt,
+            1,
+            cfg.resolution,
+            cfg.bucket_step,
+            shuffle_buffer=1,
+            seed=cfg.seed,
+            rank=acc.process_index,
+            world_size=acc.num_processes,
+        )
+        for batch in every.epoch_batches(0):
+            sid, image, options = batch.ids[0], batch.source_images[0], batch.instruction_options[0]
+            for lang in langs:
+                self.features.mllm_one(sid, image, options.get(lang) or options["en"], lang)
+            if cfg.instruction_dropout > 0:
+                self.features.mllm_one(sid, image, "", "en")
+            self.features.posteriors(batch, acc.device)
+        acc.wait_for_everyone()
 
     # -- state --
 

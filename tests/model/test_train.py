@@ -112,6 +112,8 @@ def test_resume_is_exact(run_dir: Path, cache_dir: Path, tmp_path: Path) -> None
 def test_lora_save_load_sample(run_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
     cfg = config(run_dir, tmp_path / "lora", cache_dir, max_steps=5, save_every=5, lr=5e-3)
     trainer = Trainer(cfg)
+    # the cache was filled for every sample before training (30 samples, English only)
+    assert len(list(cache_dir.glob("*.en.*.mllm.safetensors"))) == trainer.data.num_samples == 30
     trainer.train()
     encoder = Step1XMLLMEncoder(tiny_qwen(3), byte_tokenizer())
     image = trainer.data.epoch_batches(0).__next__().source_images[0]
@@ -161,7 +163,9 @@ def test_mask_weighting_and_instruction_dropout(run_dir: Path, cache_dir: Path) 
     data = ShardBatches([str(run_dir / "shards" / "*.tar")], DataFilter(), 2, 32, 16, instruction_dropout=1.0)
     batch = next(data.epoch_batches(0))
     assert batch.instructions == ["", ""]  # dropout replaces the instruction by the empty (uncond) one
-    features = Features(tiny_vae(3), Step1XMLLMEncoder(tiny_qwen(3), byte_tokenizer()), str(cache_dir))
+    features = Features(
+        tiny_vae(3), Step1XMLLMEncoder(tiny_qwen(3), byte_tokenizer()), str(cache_dir), torch.device("cpu")
+    )
     model = tiny_transformer("v1.1", seed=3)
 
     def loss(weight: float, mask: torch.Tensor) -> float:
