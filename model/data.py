@@ -41,7 +41,6 @@ class DataFilter:
 @dataclass
 class SampleRef:
     id: str
-    shard: str
     width: int
     height: int
 
@@ -52,7 +51,6 @@ class Batch:
     source: torch.Tensor  # [B, 3, H, W] in [-1, 1]
     target: torch.Tensor  # [B, 3, H, W] in [-1, 1]
     mask: torch.Tensor  # [B, 1, H, W] in {0, 1}; all ones for global edits
-    has_mask: list[bool]
     instructions: list[str]
     languages: list[str]
     instruction_options: list[dict[str, str]]  # every language's instruction, for feature precomputation
@@ -89,7 +87,7 @@ def read_manifests(shards: list[str], flt: DataFilter) -> dict[str, dict[str, Sa
                 continue
             if flt.min_o is not None and (r.get("o") is None or r["o"] < flt.min_o):
                 continue
-            refs[r["id"]] = SampleRef(r["id"], shard, int(r["width"]), int(r["height"]))
+            refs[r["id"]] = SampleRef(r["id"], int(r["width"]), int(r["height"]))
         out[shard] = refs
     if not any(out.values()):
         raise ValueError("no sample passes the filter (or no shard has a manifest)")
@@ -211,7 +209,7 @@ class ShardBatches:
 
     def _decode(self, raw: list[tuple[SampleRef, dict]], epoch: int) -> Batch:
         size = nearest_bucket(raw[0][0].width, raw[0][0].height, self.buckets)
-        src, tgt, masks, has_mask, instr, langs, options, src_images = [], [], [], [], [], [], [], []
+        src, tgt, masks, instr, langs, options, src_images = [], [], [], [], [], [], []
         for ref, sample in raw:
             record = json.loads(sample["json"])
             s_img = _cover_crop(_image(sample, "src"), size, Image.LANCZOS)
@@ -222,7 +220,6 @@ class ShardBatches:
                 masks.append(torch.from_numpy(np.asarray(m) > 127).float()[None])
             else:
                 masks.append(torch.ones(1, size[1], size[0]))
-            has_mask.append(mask_bytes is not None)
             rng = _sample_rng(self.seed, epoch, ref.id)
             lang = "en" if rng.random() < self.flt.lang_en else "zh"
             text = record["instruction"].get(lang) or record["instruction"]["en"]
@@ -239,7 +236,6 @@ class ShardBatches:
             torch.stack(src),
             torch.stack(tgt),
             torch.stack(masks),
-            has_mask,
             instr,
             langs,
             options,
