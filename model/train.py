@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
 from diffusers import AutoencoderKL
@@ -90,6 +91,9 @@ class TrainConfig:
     sample_count: int = 2
     sample_steps: int = 8
     resume: bool = False
+    stop_at: int | None = (
+        None  # end this invocation at this step (a job time limit); the schedule spans max_steps
+    )
 
 
 # ---- models ----
@@ -486,14 +490,13 @@ class Trainer:
         if cfg.resume and (ckpt := self.latest_checkpoint()) is not None:
             self.load(ckpt)
         if acc.is_main_process:
-            import yaml
-
             (self.out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
         acc.init_trackers("step1x-train", config={k: str(v) for k, v in asdict(cfg).items()})
         losses: list[float] = []
         stream = self.batches()
         t_last, samples_since = time.perf_counter(), 0
-        while self.step < cfg.max_steps:
+        last = min(cfg.max_steps, cfg.stop_at or cfg.max_steps)
+        while self.step < last:
             step_loss = 0.0
             for micro in range(cfg.grad_accum):
                 batch = next(stream)
@@ -501,10 +504,17 @@ class Trainer:
                     cfg.seed * 1_000_003 + self.step * cfg.grad_accum + micro
                 ) * 65_537 + acc.process_index
                 generator = torch.Generator().manual_seed(seed)
-                with acc.accumulate(self.transformer), acc.autocast():
-                    loss = flow_loss(
-                        cfg, self.transformer, self.features, batch, generator, acc.device, self.latent_scale
-                    )
+                with acc.accumulate(self.transformer):
+                    with acc.autocast():  # the forward only; backward runs outside autocast
+                        loss = flow_loss(
+                            cfg,
+                            self.transformer,
+                            self.features,
+                            batch,
+                            generator,
+                            acc.device,
+                            self.latent_scale,
+                        )
                     acc.backward(loss)
                     if acc.sync_gradients and cfg.max_grad_norm > 0:
                         acc.clip_grad_norm_(self.transformer.parameters(), cfg.max_grad_norm)
@@ -530,7 +540,7 @@ class Trainer:
                 acc.log({"val/loss": self.validation_loss()}, step=self.step)
             if cfg.sample_every and self.step % cfg.sample_every == 0 and cfg.val_shards:
                 self.log_samples()
-            if self.step % cfg.save_every == 0 or self.step == cfg.max_steps:
+            if self.step % cfg.save_every == 0 or self.step == last:
                 self.save()
         acc.end_training()
         return losses

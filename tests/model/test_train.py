@@ -91,12 +91,13 @@ def test_full_finetune_loss_falls_and_logs(run_dir: Path, cache_dir: Path, tmp_p
 
 
 def test_resume_is_exact(run_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
-    # batch 4 over 30 samples: an epoch boundary falls inside the 10 steps
-    straight = config(run_dir, tmp_path / "straight", cache_dir, batch_size=4, max_steps=10, grad_accum=1)
+    # batches of 2, 2 per optimizer step, over 30 samples: an epoch boundary falls inside the 10 steps
+    common = dict(batch_size=2, grad_accum=2, lr_scheduler="linear", warmup_steps=2, max_steps=10)
+    straight = config(run_dir, tmp_path / "straight", cache_dir, **common)
     Trainer(straight).train()
-    first = config(run_dir, tmp_path / "resumed", cache_dir, batch_size=4, max_steps=4, save_every=4)
+    first = config(run_dir, tmp_path / "resumed", cache_dir, stop_at=4, **common)  # interrupted after step 4
     Trainer(first).train()
-    second = config(run_dir, tmp_path / "resumed", cache_dir, batch_size=4, max_steps=10, resume=True)
+    second = config(run_dir, tmp_path / "resumed", cache_dir, resume=True, **common)
     trainer = Trainer(second)
     trainer.train()
     assert trainer.epoch >= 1  # the run crossed an epoch boundary
