@@ -196,17 +196,9 @@ def reference_forward(sd, latents, reference, x, mask, t, grid, version, ref_axi
     return out[:, :n]
 
 
-@pytest.mark.parametrize("version", ["v1.0", "v1.1"])
-def test_official_layout_converts_and_matches_reference(version: str) -> None:
-    gen = torch.Generator().manual_seed(0)
-    official = {k: torch.randn(shape, generator=gen) * 0.2 for k, shape in official_shapes(version).items()}
-    # norm scales near 1 and a v1.0 scale factor near its init, as in trained checkpoints
-    for k in official:
-        if k.endswith(".scale") or k.endswith("norm1.weight") or k.endswith("norm2.weight"):
-            official[k] = 1 + official[k]
-    converted = convert_official_state_dict(dict(official))
-    model = Step1XEditTransformer.for_version(
-        version,
+def tiny_dims() -> dict:
+    """The tiny model's dimensions, as Step1XEditTransformer keyword arguments."""
+    return dict(
         in_channels=IN,
         num_layers=DEPTH,
         num_single_layers=DEPTH_SINGLE,
@@ -220,6 +212,18 @@ def test_official_layout_converts_and_matches_reference(version: str) -> None:
         connector_attention_head_dim=CTX // CONN_HEADS,
         connector_num_layers=REFINER_DEPTH,
     )
+
+
+@pytest.mark.parametrize("version", ["v1.0", "v1.1"])
+def test_official_layout_converts_and_matches_reference(version: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    official = {k: torch.randn(shape, generator=gen) * 0.2 for k, shape in official_shapes(version).items()}
+    # norm scales near 1 and a v1.0 scale factor near its init, as in trained checkpoints
+    for k in official:
+        if k.endswith(".scale") or k.endswith("norm1.weight") or k.endswith("norm2.weight"):
+            official[k] = 1 + official[k]
+    converted = convert_official_state_dict(dict(official))
+    model = Step1XEditTransformer.for_version(version, **tiny_dims())
     result = model.load_state_dict(converted, strict=False)
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert sum(t.numel() for t in official.values()) == sum(p.numel() for p in model.parameters())
@@ -260,20 +264,7 @@ def test_load_official_file(tmp_path) -> None:
     gen = torch.Generator().manual_seed(1)
     official = {k: torch.randn(shape, generator=gen) * 0.2 for k, shape in official_shapes("v1.0").items()}
     save_file(official, str(tmp_path / "step1x-edit-i1258.safetensors"))
-    dims = dict(
-        in_channels=IN,
-        num_layers=DEPTH,
-        num_single_layers=DEPTH_SINGLE,
-        attention_head_dim=HEAD_DIM,
-        num_attention_heads=HEADS,
-        joint_attention_dim=CTX,
-        pooled_projection_dim=VEC,
-        axes_dims_rope=AXES,
-        mllm_hidden_size=MLLM,
-        connector_num_attention_heads=CONN_HEADS,
-        connector_attention_head_dim=CTX // CONN_HEADS,
-        connector_num_layers=REFINER_DEPTH,
-    )
+    dims = tiny_dims()
     model = load_official_transformer(
         tmp_path / "step1x-edit-i1258.safetensors", "v1.0", torch.float32, **dims
     )
