@@ -10,6 +10,8 @@ import click
 import fsspec
 import webdataset as wds
 
+from pipelines.sources import uri_of
+
 
 def shard_urls(path: str) -> list[str]:
     """Tars named by PATH: a .tar itself, a folder of them, or a run folder (its shards/)."""
@@ -26,7 +28,7 @@ def shard_urls(path: str) -> list[str]:
     )
     if not tars:
         raise click.ClickException(f"no shards (.tar) under {path}")
-    return [p if fs.protocol in ("file", ("file", "local")) else fs.unstrip_protocol(p) for p in tars]
+    return [uri_of(fs, p) for p in tars]
 
 
 @click.command("inspect")

@@ -43,7 +43,7 @@ def _ref(
     return {"uri": uri, "licence": licence, "annotations": annotations or [], "label_size": size}
 
 
-def _unstrip(fs: fsspec.AbstractFileSystem, path: str) -> str:
+def uri_of(fs: fsspec.AbstractFileSystem, path: str) -> str:
     """A path as a URI other processes can open: local paths stay plain, remote ones keep their protocol."""
     return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
 
@@ -99,7 +99,7 @@ def _list_folder(
     # A labels file given on the command line is attached by list_sources for every kind of source;
     # here only the folder's own labels.coco.json, matched on the path relative to the folder.
     own_labels = posixpath.join(root, DEFAULT_LABELS_NAME)
-    coco = load_coco(_unstrip(fs, own_labels))[0] if labels is None and fs.exists(own_labels) else {}
+    coco = load_coco(uri_of(fs, own_labels))[0] if labels is None and fs.exists(own_labels) else {}
     for path in sorted(fs.find(root)):
         name = posixpath.basename(path)
         if (
@@ -111,13 +111,11 @@ def _list_folder(
         relative = posixpath.relpath(path, root)
         entry = coco.get(relative) or coco.get(name)
         if entry:
-            listing.refs.append(
-                _ref(_unstrip(fs, path), entry["licence"], entry["annotations"], entry["size"])
-            )
+            listing.refs.append(_ref(uri_of(fs, path), entry["licence"], entry["annotations"], entry["size"]))
         elif name.lower().endswith((".tar", ".tar.gz", ".tgz")):
-            _list_tar(_unstrip(fs, path), licence, listing)
+            _list_tar(uri_of(fs, path), licence, listing)
         else:
-            listing.refs.append(_ref(_unstrip(fs, path), licence))
+            listing.refs.append(_ref(uri_of(fs, path), licence))
 
 
 def _list_file_of_uris(url: str, licence: str, listing: Listing) -> None:
@@ -177,7 +175,7 @@ def _attach_by_name(listing: Listing, coco: dict[str, dict[str, Any]]) -> None:
 def _list_one(
     fs: fsspec.AbstractFileSystem, path: str, labels: str | None, licence: str, listing: Listing
 ) -> None:
-    url = _unstrip(fs, path)
+    url = uri_of(fs, path)
     if fs.isdir(path):
         _list_folder(fs, path, labels, licence, listing)
     elif path.endswith(".json"):

@@ -66,9 +66,9 @@ class LoadStep:
 
 
 class AnnotateStep:
-    """Run one annotator over the source (its backend is chosen by the run's backend)."""
+    """Run one annotator over the source (the offline backend: labels, else saliency + GrabCut)."""
 
-    def __init__(self, config: RunConfig, name: str) -> None:
+    def __init__(self, name: str) -> None:
         if name != "objects":
             raise ValueError(f"unknown annotator {name!r}")
         self.name = name
@@ -132,9 +132,8 @@ class EditStep:
 
     def __call__(self, item: WorkItem) -> WorkItem:
         source = item.source
-        result = self.task.make_pairs(
-            source, self.params, self.tools, source_seed(self.config.seed, source.sha256, self.config.task)
-        )
+        seed = source_seed(self.config.seed, source.sha256, self.config.task)
+        result = self.task.make_pairs(source, self.params, self.tools, seed)
         if isinstance(result, Skip):
             return item.reject(result.reason, result.detail)
         if not result:
@@ -142,12 +141,17 @@ class EditStep:
         # Tasks reuse arrays across pairs (the original is every forward pair's source, an inverse pair is
         # its forward pair swapped): encode each array once and measure each pair once.
         cache = _PairCache(self.config.image_format, self.config.jpeg_quality)
-        item.samples = [self.encode(source, candidate, item.annotators, cache) for candidate in result]
+        item.samples = [self.encode(source, candidate, item.annotators, seed, cache) for candidate in result]
         item.source = None  # the pixels are in the encoded samples now; do not ship them twice
         return item
 
     def encode(
-        self, source: SourceSample, candidate: Candidate, annotators: dict[str, Any], cache: _PairCache
+        self,
+        source: SourceSample,
+        candidate: Candidate,
+        annotators: dict[str, Any],
+        seed: int,
+        cache: _PairCache,
     ) -> EncodedSample:
         cfg = self.config
         sid = sample_id(source.sha256, cfg.task, candidate.variant, self.config_hash)
@@ -188,7 +192,7 @@ class EditStep:
                 ),
             },
             "backend": cfg.backend,
-            "seed": source_seed(cfg.seed, source.sha256, cfg.task),
+            "seed": seed,
             "config_hash": self.config_hash,
             "pipeline_version": PIPELINE_VERSION,
             "src_ext": cfg.image_format,
@@ -243,7 +247,7 @@ def step_specs(config: RunConfig) -> list[StepSpec]:
     annotate = [
         StepSpec(
             f"annotate:{name}",
-            partial(AnnotateStep, config, name),
+            partial(AnnotateStep, name),
             ObjectAnnotator.resources.num_cpus,
             ObjectAnnotator.resources.num_gpus,
             run_key,
