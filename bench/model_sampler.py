@@ -6,28 +6,35 @@ and single DiT steps for several modes, on the same seed. Random weights show sp
 the quality cost of a fast path; the relative error of the final latent against the bf16 eager path is
 reported as a sanity number, not as a quality measure.
 
-    python bench/model_sampler.py --modes eager,cache,compile,compile+cache,fp8+compile,fp8+compile+cache \
-        --sizes 1024,512 --out results.json
+    python bench/model_sampler.py --modes eager,cudnn+compile,cudnn+compile+skip --sizes 1024,512 \
+        --attention-check --phase-peaks --out results.json
+
+A mode is a "+"-joined set of: eager (the baseline: bf16, torch SDPA's own kernel choice), cudnn (diffusers'
+_native_cudnn attention backend), compile (compile_repeated_blocks), fp8 (torchao), skip (StepSkipping with
+--skip-warmup/--skip-interval), fbc (diffusers FirstBlockCache at --cache-threshold). Modes accumulate in
+order (fp8 and compile cannot be undone), so list them from the least to the most transformed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.latents import FLUX_VAE_CONFIG  # noqa: E402
+from model.latents import FLUX_VAE_CONFIG, decode_latents, encode_images  # noqa: E402
 from model.mllm import Step1XMLLMEncoder  # noqa: E402
-from model.sampler import Step1XEditSampler  # noqa: E402
+from model.sampler import Step1XEditSampler, StepSkipping  # noqa: E402
 from model.tiny import byte_tokenizer, qwen_config  # noqa: E402
 from model.transformer import Step1XEditTransformer  # noqa: E402
 
@@ -78,25 +85,87 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def dit_step_ms(sampler: Step1XEditSampler, size: int, reps: int = 5) -> float:
-    """Median time of one DiT forward at size x size, CFG batch 2, 640 text tokens."""
-    tr = sampler.transformer
-    cfg, dev, dt = tr.config, sampler.device, sampler.dtype
+def dit_inputs(sampler: Step1XEditSampler, size: int) -> tuple:
+    """One DiT call's inputs at size x size: CFG batch 2, 640 text tokens, fixed seed."""
+    cfg, dev, dt = sampler.transformer.config, sampler.device, sampler.dtype
     g = size // 16
-    x = torch.randn(2, g * g, cfg.in_channels, device=dev, dtype=dt)
-    states = torch.randn(2, 640, cfg.mllm_hidden_size, device=dev, dtype=dt)
+    gen = torch.Generator(dev).manual_seed(0)
+    x = torch.randn(2, g * g, cfg.in_channels, device=dev, dtype=dt, generator=gen)
+    states = torch.randn(2, 640, cfg.mllm_hidden_size, device=dev, dtype=dt, generator=gen)
     mask = torch.ones(2, 640, dtype=torch.long, device=dev)
-    t = torch.full((2,), 0.5, device=dev)
+    return x, x, states, mask, torch.full((2,), 0.5, device=dev), (g, g)
+
+
+def dit_step_ms(sampler: Step1XEditSampler, size: int, reps: int = 5) -> tuple[float, torch.Tensor]:
+    """Median time of one DiT forward at size x size, and its output."""
+    inputs = dit_inputs(sampler, size)
     times = []
     with torch.no_grad():
         for i in range(reps + 2):
             sync()
             t0 = time.perf_counter()
-            tr(x, x, states, mask, t, (g, g))
+            out = sampler.transformer(*inputs)
             sync()
             if i >= 2:
                 times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return statistics.median(times), out
+
+
+def attention_check(sampler: Step1XEditSampler, sizes: list[int]) -> dict:
+    """Eager DiT step time and output per attention backend, against torch SDPA's own choice."""
+    result: dict = {}
+    for size in sizes:
+        ref = None
+        for backend in ("native", "_native_cudnn", "_native_flash", "_native_efficient"):
+            try:
+                sampler.set_attention_backend(backend)
+                ms, out = dit_step_ms(sampler, size)
+                entry = {"dit_step_ms": round(ms, 1), "finite": bool(torch.isfinite(out).all())}
+                if ref is None:
+                    ref = out.float()
+                else:
+                    entry["rel_err_vs_native"] = float((out.float() - ref).norm() / ref.norm())
+            except Exception as e:  # a backend this GPU or build lacks is a result, not a crash
+                entry = {"error": f"{type(e).__name__}: {e}"[:300]}
+            result[f"{size}/{backend}"] = entry
+            print("attention", size, backend, json.dumps(entry), flush=True)
+    sampler.set_attention_backend("native")
+    return result
+
+
+def peak_of(fn) -> tuple[float, object]:
+    """Peak GiB allocated while fn runs, everything already resident counted."""
+    sync()
+    torch.cuda.reset_peak_memory_stats()
+    out = fn()
+    sync()
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2), out
+
+
+@torch.no_grad()
+def phase_peaks(sampler: Step1XEditSampler, image: Image.Image, size: int) -> dict:
+    """Peak memory of each part of an edit at size x size, with all three models resident.
+
+    Also the VAE in bf16 (the reference v1.1 encodes under bf16 autocast): its peak, and the PSNR of its
+    decode against the fp32 decode of the same latent.
+    """
+    im = image.resize((size, size))
+    pixels = torch.from_numpy(np.asarray(im, dtype="float32")).permute(2, 0, 1)[None]
+    pixels = (pixels / 127.5 - 1).to(sampler.device)
+    res: dict = {"weights_gib": round(torch.cuda.memory_allocated() / 2**30, 2)}
+    res["mllm"], _ = peak_of(lambda: sampler.encoder([im, im], ["add a red scarf", ""]))
+    res["vae_encode_fp32"], lat = peak_of(lambda: encode_images(sampler.vae, pixels))
+    res["dit_step"], _ = peak_of(lambda: sampler.transformer(*dit_inputs(sampler, size)))
+    res["vae_decode_fp32"], ref = peak_of(lambda: decode_latents(sampler.vae, lat))
+    sampler.vae.to(torch.bfloat16)
+    try:
+        res["vae_encode_bf16"], _ = peak_of(lambda: encode_images(sampler.vae, pixels))
+        res["vae_decode_bf16"], low = peak_of(lambda: decode_latents(sampler.vae, lat))
+    finally:
+        sampler.vae.to(torch.float32)
+    mse = float(((low.float() - ref.float()) / 2).pow(2).mean())  # pixels in [-1, 1] -> [0, 1] scale
+    res["vae_bf16_decode_psnr_db"] = round(10 * math.log10(1 / max(mse, 1e-12)), 1)
+    return res
 
 
 def dit_flops(size: int, text: int = 640, batch: int = 2) -> float:
@@ -120,10 +189,15 @@ def timed_edit(
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--modes", default="eager,cache,compile,fp8+compile,fp8+compile+cache")
+    p.add_argument("--modes", default="eager,cudnn+compile,cudnn+compile+skip")
     p.add_argument("--sizes", default="1024,512")
     p.add_argument("--steps", type=int, default=28)
     p.add_argument("--cache-threshold", type=float, default=0.08)
+    p.add_argument("--skip-warmup", type=int, default=3)
+    p.add_argument("--skip-interval", type=int, default=5)
+    p.add_argument("--attention-check", action="store_true", help="time each attention backend first")
+    p.add_argument("--phase-peaks", action="store_true", help="peak memory of each part of an edit")
+    p.add_argument("--repeat", type=int, default=1, help="timed edits per mode and size (after a warm one)")
     p.add_argument("--out", default="model_sampler.json")
     p.add_argument(
         "--fullgraph",
@@ -153,7 +227,14 @@ def main() -> None:
     t0 = time.perf_counter()
     sampler = build(device, args.tiny)
     record["build_s"] = round(time.perf_counter() - t0, 1)
-    record["weights_gb"] = round(torch.cuda.memory_allocated() / 2**30, 2) if cuda else None
+    record["weights_gib"] = round(torch.cuda.memory_allocated() / 2**30, 2) if cuda else None
+    out = Path(args.out)
+    if args.attention_check and cuda:
+        record["attention"] = attention_check(sampler, sizes)
+    if args.phase_peaks and cuda:
+        record["phase_peaks_bf16"] = {str(z): phase_peaks(sampler, image, z) for z in sizes}
+        print("phase peaks bf16", json.dumps(record["phase_peaks_bf16"]), flush=True)
+    out.write_text(json.dumps(record, indent=1))
     baseline: dict[int, torch.Tensor] = {}
     compiled = quantized = False
     for mode in args.modes.split(","):
@@ -163,20 +244,30 @@ def main() -> None:
             if "fp8" in parts and not quantized:
                 sampler.quantize_fp8(encoder=args.fp8_encoder)
                 quantized = True
+                if args.phase_peaks and cuda:
+                    entry["phase_peaks"] = {str(z): phase_peaks(sampler, image, z) for z in sizes}
+                    print(mode, "phase peaks", json.dumps(entry["phase_peaks"]), flush=True)
+            if "cudnn" in parts:
+                sampler.set_attention_backend("_native_cudnn")
             if "compile" in parts and not compiled:
-                sampler.transformer.compile_repeated_blocks(fullgraph=args.fullgraph)
+                sampler.compile_blocks(fullgraph=args.fullgraph)
                 compiled = True
-            if "cache" in parts:
+            if "fbc" in parts:
                 sampler.enable_step_cache(args.cache_threshold)
+            if "skip" in parts:
+                sampler.step_skipping = StepSkipping(args.skip_warmup, args.skip_interval)
             for size in sizes:
                 if cuda:
                     torch.cuda.reset_peak_memory_stats()
                 warm, _ = timed_edit(sampler, image, size, args.steps)  # includes any compilation
-                secs, latent = timed_edit(sampler, image, size, args.steps)
-                res = {"edit_s": round(secs, 2), "first_edit_s": round(warm, 2)}
-                res["peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None
-                if "cache" not in parts:
-                    ms = dit_step_ms(sampler, size)
+                runs = [timed_edit(sampler, image, size, args.steps) for _ in range(args.repeat)]
+                latent = runs[-1][1]
+                res = {"edit_s": [round(t, 2) for t, _ in runs], "first_edit_s": round(warm, 2)}
+                if cuda:
+                    res["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                    res["weights_gib"] = round(torch.cuda.memory_allocated() / 2**30, 2)
+                if not parts & {"fbc", "skip"}:  # the caches change which steps run, not the step itself
+                    ms, _ = dit_step_ms(sampler, size)
                     res["dit_step_ms"] = round(ms, 1)
                     res["dit_tflops"] = round(dit_flops(size) / (ms / 1e3) / 1e12, 1)
                 if mode == "eager":
@@ -191,10 +282,11 @@ def main() -> None:
             entry["error"] = f"{type(e).__name__}: {e}"[:500]
             print(mode, "ERROR", entry["error"], flush=True)
         finally:
-            if "cache" in parts:
+            if "fbc" in parts:
                 sampler.disable_step_cache()
+            sampler.step_skipping = None
         record["modes"][mode] = entry
-    Path(args.out).write_text(json.dumps(record, indent=1))
+        out.write_text(json.dumps(record, indent=1))  # a run cut off by its time limit keeps what it measured
     print(json.dumps(record, indent=1))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from model.sampler import Step1XEditSampler
+from model.sampler import Step1XEditSampler, StepSkipping
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offload", action="store_true", help="keep components on the CPU until each runs")
     p.add_argument("--fp8", action="store_true", help="fp8 linear layers in the DiT (torchao)")
     p.add_argument("--fp8-encoder", action="store_true", help="also fp8 weight-only for the MLLM encoder")
+    p.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (slow first edit)")
+    p.add_argument(
+        "--attention",
+        default="native",
+        help="diffusers attention backend of the DiT: native (SDPA picks), _native_cudnn, _native_flash, ...",
+    )
+    p.add_argument(
+        "--skip-steps",
+        metavar="WARMUP,INTERVAL",
+        help="run the DiT on the first WARMUP steps and every INTERVAL-th after, extrapolating the others "
+        "(e.g. 3,5: 8 of 28 steps); lossy",
+    )
+    p.add_argument(
+        "--first-block-cache",
+        type=float,
+        metavar="THRESHOLD",
+        help="diffusers FirstBlockCache: skip the other blocks while block 0's residual moves less (lossy)",
+    )
     p.add_argument("--tiny", action="store_true", help="tiny random models, no weights (smoke test only)")
     return p
 
@@ -83,6 +101,15 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.fp8 or args.fp8_encoder:
         sampler.quantize_fp8(encoder=args.fp8_encoder)
+    if args.attention != "native":
+        sampler.set_attention_backend(args.attention)
+    if args.skip_steps:
+        warmup, interval = (int(v) for v in args.skip_steps.split(","))
+        sampler.step_skipping = StepSkipping(warmup, interval)
+    if args.first_block_cache is not None:
+        sampler.enable_step_cache(args.first_block_cache)
+    if args.compile:
+        sampler.compile_blocks(fullgraph=args.first_block_cache is None)  # the cache's hooks break graphs
     out = Path(args.out)
     single_file = len(jobs) == 1 and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
     if not single_file:

@@ -131,10 +131,11 @@ class MLLMTokens:
 class Step1XMLLMEncoder:
     """Frozen Qwen2.5-VL -> ([B, 640, hidden] embeddings, [B, 640] mask).
 
-    `model` is a `Qwen2_5_VLForConditionalGeneration` (or `Qwen2_5_VLModel`); `tokenizer` a Qwen2 tokenizer
-    whose added tokens include the Qwen vision specials. `image_processor`, when given (the checkpoint's own
-    Qwen2-VL image processor, created with min/max pixels 256*28*28 / 324*28*28), replaces the built-in
-    numpy preprocessing.
+    `model` is a `Qwen2_5_VLModel` or a `Qwen2_5_VLForConditionalGeneration`, of which only the backbone is
+    kept: Step1X reads the last hidden state, so the 0.5 B-parameter output head (1 GiB in bf16) would only
+    take memory. `tokenizer` is a Qwen2 tokenizer whose added tokens include the Qwen vision specials.
+    `image_processor`, when given (the checkpoint's own Qwen2-VL image processor, created with min/max
+    pixels 256*28*28 / 324*28*28), replaces the built-in numpy preprocessing.
     """
 
     def __init__(
@@ -145,12 +146,13 @@ class Step1XMLLMEncoder:
         drop_tokens: int = DROP_TOKENS,
         image_processor=None,
     ) -> None:
-        self.model = model.eval().requires_grad_(False)
+        backbone = model.model if hasattr(model, "lm_head") else model
+        self.model = backbone.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.drop_tokens = drop_tokens
         self.image_processor = image_processor
-        cfg = model.config
+        cfg = backbone.config
         self.image_token_id = cfg.image_token_id
         self.vision_end_id = cfg.vision_end_token_id
         vision = cfg.vision_config
@@ -208,9 +210,9 @@ class Step1XMLLMEncoder:
                 pixel_values=tok.pixel_values.to(device, dtype),
                 image_grid_thw=tok.image_grid_thw.to(device),
                 mm_token_type_ids=(input_ids == self.image_token_id).int(),  # enables the 3-D mRoPE ids
-                output_hidden_states=True,
             )
-            states = out.hidden_states[-1][0, self.drop_tokens :][: self.max_length]  # [<=640, hidden]
+            # the final-normed last layer: what the reference's hidden_states[-1] is
+            states = out.last_hidden_state[0, self.drop_tokens :][: self.max_length]  # [<=640, hidden]
             embeds[i, : states.shape[0]] = states
             mask[i, : states.shape[0]] = 1
         return embeds, mask

@@ -58,6 +58,29 @@ def damped_cfg(cond: torch.Tensor, uncond: torch.Tensor, scale: float, damp: boo
     return uncond + scale * diff
 
 
+@dataclass(frozen=True)
+class StepSkipping:
+    """A fixed schedule of denoising steps that run the DiT; the others extrapolate its output.
+
+    TaylorSeer's first-order rule (arXiv 2503.06923, diffusers' TaylorSeerCacheConfig schedule) applied to the
+    whole model's guided velocity: steps i < warmup and every `interval`-th step after run the DiT, a skipped
+    step takes v_last + (v_last - v_prev) * (i - i_last) / (i_last - i_prev). Done in the sampler rather than
+    through diffusers' per-block hooks so that a skipped step launches no kernel and compiled blocks see no
+    hook (hooks recompiled the blocks, bench/RESULTS.md run A). Unlike FirstBlockCache its savings do not
+    depend on the weights, so random weights measure its speed; only trained weights can show its quality.
+    """
+
+    warmup: int = 3
+    interval: int = 5
+
+    def __post_init__(self) -> None:
+        if self.warmup < 2 or self.interval < 1:
+            raise ValueError("step skipping needs warmup >= 2 (two computed steps to extrapolate from)")
+
+    def computes(self, step: int) -> bool:
+        return step < self.warmup or (step - self.warmup - 1) % self.interval == 0
+
+
 @dataclass
 class EditResult:
     images: list[Image.Image]
@@ -90,6 +113,7 @@ class Step1XEditSampler:
         self.offload = offload
         self.lora_scale = 1.0
         self.step_cache = False
+        self.step_skipping: StepSkipping | None = None
         if not offload:
             self.transformer.to(self.device)
             self.vae.to(self.device)
@@ -147,6 +171,15 @@ class Step1XEditSampler:
     def disable_step_cache(self) -> None:
         self.transformer.dit.disable_cache()
         self.step_cache = False
+
+    def set_attention_backend(self, backend: str) -> None:
+        """A diffusers attention backend for the DiT: "native" (torch SDPA picks), "_native_cudnn",
+        "_native_flash", "flash" (flash-attn package), ... The connector's two blocks keep SDPA."""
+        self.transformer.dit.set_attention_backend(backend)
+
+    def compile_blocks(self, fullgraph: bool = True) -> None:
+        """torch.compile each repeated DiT block class once; the first edit of each size pays compilation."""
+        self.transformer.compile_repeated_blocks(fullgraph=fullgraph)
 
     @torch.no_grad()
     def edit(
@@ -211,20 +244,26 @@ class Step1XEditSampler:
         if self.step_cache:
             self.transformer.dit._reset_stateful_cache()  # residuals of the previous edit must not leak in
             caching = self.transformer.dit.cache_context("edit")
+        computed: list[tuple[int, torch.Tensor]] = []  # the last two (step, guided velocity) that ran the DiT
         with self._on_device(self.transformer), caching:
             for i, t in enumerate(scheduler.timesteps):
                 sigma = scheduler.sigmas[i]  # t in [0, 1]
-                v = self.transformer(
-                    latents=x.repeat(2, 1, 1),
-                    reference=ref_tokens,
-                    mllm_states=states,
-                    mllm_mask=mask,
-                    timestep=sigma.expand(2 * b).to(self.device),
-                    grid=grid,
-                    joint_attention_kwargs=kwargs,
-                )
-                v_cond, v_uncond = v.chunk(2)
-                v = damped_cfg(v_cond, v_uncond, guidance, damp=bool(sigma > self.cfg_truncate))
+                if self.step_skipping is None or self.step_skipping.computes(i):
+                    v = self.transformer(
+                        latents=x.repeat(2, 1, 1),
+                        reference=ref_tokens,
+                        mllm_states=states,
+                        mllm_mask=mask,
+                        timestep=sigma.expand(2 * b).to(self.device),
+                        grid=grid,
+                        joint_attention_kwargs=kwargs,
+                    )
+                    v_cond, v_uncond = v.chunk(2)
+                    v = damped_cfg(v_cond, v_uncond, guidance, damp=bool(sigma > self.cfg_truncate))
+                    computed = [*computed[-1:], (i, v)]
+                else:
+                    (i0, v0), (i1, v1) = computed
+                    v = v1 + (v1 - v0) * ((i - i1) / (i1 - i0))
                 x = scheduler.step(v, t, x, return_dict=False)[0]
         return unpack(x, *grid)  # [B, C, h, w]
 

@@ -84,3 +84,25 @@ def test_a_transformers_image_processor_can_replace_the_numpy_path() -> None:
         ours.image_grid_thw, theirs.image_grid_thw
     )
     torch.testing.assert_close(ours.pixel_values, theirs.pixel_values, atol=2e-2, rtol=0)
+
+
+def test_encoder_keeps_only_the_backbone_and_matches_the_full_models_last_hidden_state() -> None:
+    tokenizer = byte_tokenizer()
+    qwen = tiny_qwen()
+    encoder = Step1XMLLMEncoder(qwen, tokenizer, max_length=640, drop_tokens=5)
+    assert encoder.model is qwen.model and not hasattr(encoder.model, "lm_head")
+    image = Image.open(PHOTO)
+    emb, mask = encoder([image], ['make it "red"'])
+    tok = encoder.tokenize(image, 'make it "red"')
+    with torch.no_grad():
+        ref = qwen(
+            input_ids=tok.input_ids,
+            attention_mask=(tok.input_ids > 0).long(),
+            pixel_values=tok.pixel_values,
+            image_grid_thw=tok.image_grid_thw,
+            mm_token_type_ids=(tok.input_ids == qwen.config.image_token_id).int(),
+            output_hidden_states=True,
+        ).hidden_states[-1][0, 5:645]
+    valid = int(mask[0].sum())
+    assert valid == ref.shape[0]
+    torch.testing.assert_close(emb[0, :valid], ref)
