@@ -9,10 +9,11 @@ reported as a sanity number, not as a quality measure.
     python bench/model_sampler.py --modes eager,cudnn+compile,cudnn+compile+skip --sizes 1024,512 \
         --attention-check --phase-peaks --out results.json
 
-A mode is a "+"-joined set of: eager (the baseline: bf16, torch SDPA's own kernel choice), cudnn (diffusers'
-_native_cudnn attention backend), compile (compile_repeated_blocks), fp8 (torchao), skip (StepSkipping with
---skip-warmup/--skip-interval), fbc (diffusers FirstBlockCache at --cache-threshold). Modes accumulate in
-order (fp8 and compile cannot be undone), so list them from the least to the most transformed.
+A mode is a "+"-joined set of: eager (the baseline: bf16, torch SDPA's own kernel choice), cudnn
+(diffusers' _native_cudnn attention backend), compile (compile_repeated_blocks), fp8 (torchao dynamic
+activation + weight), fp8wo (torchao weight-only), skip (StepSkipping with --skip-warmup/--skip-interval),
+fbc (diffusers FirstBlockCache at --cache-threshold), lowvae (bf16 VAE in 512-pixel tiles). Modes
+accumulate in order (fp8 and compile cannot be undone), so list them from the least to the most transformed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -134,7 +136,9 @@ def attention_check(sampler: Step1XEditSampler, sizes: list[int]) -> dict:
 
 
 def peak_of(fn) -> tuple[float, object]:
-    """Peak GiB allocated while fn runs, everything already resident counted."""
+    """Peak GiB allocated while fn runs, everything already resident counted (None on the CPU)."""
+    if not torch.cuda.is_available():
+        return None, fn()
     sync()
     torch.cuda.reset_peak_memory_stats()
     out = fn()
@@ -146,25 +150,30 @@ def peak_of(fn) -> tuple[float, object]:
 def phase_peaks(sampler: Step1XEditSampler, image: Image.Image, size: int) -> dict:
     """Peak memory of each part of an edit at size x size, with all three models resident.
 
-    Also the VAE in bf16 (the reference v1.1 encodes under bf16 autocast): its peak, and the PSNR of its
-    decode against the fp32 decode of the same latent.
+    The VAE is measured as configured, then in bf16 and in bf16 with 512-pixel tiles (the sampler's
+    low_memory_vae): their peaks, and the PSNR of their decode against the configured VAE's decode of the
+    same latent.
     """
     im = image.resize((size, size))
-    pixels = torch.from_numpy(np.asarray(im, dtype="float32")).permute(2, 0, 1)[None]
+    pixels = torch.from_numpy(np.asarray(im, dtype=np.float32)).permute(2, 0, 1)[None]
     pixels = (pixels / 127.5 - 1).to(sampler.device)
-    res: dict = {"weights_gib": round(torch.cuda.memory_allocated() / 2**30, 2)}
+    vae = sampler.vae
+    res: dict = {"vae_dtype": str(vae.dtype)}
+    if torch.cuda.is_available():
+        res["weights_gib"] = round(torch.cuda.memory_allocated() / 2**30, 2)
     res["mllm"], _ = peak_of(lambda: sampler.encoder([im, im], ["add a red scarf", ""]))
-    res["vae_encode_fp32"], lat = peak_of(lambda: encode_images(sampler.vae, pixels))
     res["dit_step"], _ = peak_of(lambda: sampler.transformer(*dit_inputs(sampler, size)))
-    res["vae_decode_fp32"], ref = peak_of(lambda: decode_latents(sampler.vae, lat))
-    sampler.vae.to(torch.bfloat16)
-    try:
-        res["vae_encode_bf16"], _ = peak_of(lambda: encode_images(sampler.vae, pixels))
-        res["vae_decode_bf16"], low = peak_of(lambda: decode_latents(sampler.vae, lat))
-    finally:
-        sampler.vae.to(torch.float32)
-    mse = float(((low.float() - ref.float()) / 2).pow(2).mean())  # pixels in [-1, 1] -> [0, 1] scale
-    res["vae_bf16_decode_psnr_db"] = round(10 * math.log10(1 / max(mse, 1e-12)), 1)
+    res["vae_encode"], lat = peak_of(lambda: encode_images(vae, pixels))
+    res["vae_decode"], ref = peak_of(lambda: decode_latents(vae, lat))
+    dtype, tiling = vae.dtype, vae.use_tiling
+    for name, tile in (("bf16", None), ("bf16_tile512", 512)):
+        sampler.low_memory_vae(torch.bfloat16, tile)
+        res[f"vae_encode_{name}"], _ = peak_of(lambda: encode_images(vae, pixels))
+        res[f"vae_decode_{name}"], low = peak_of(lambda: decode_latents(vae, lat))
+        mse = float(((low.float() - ref.float()) / 2).pow(2).mean())  # [-1, 1] pixels -> [0, 1] scale
+        res[f"vae_decode_{name}_psnr_db"] = round(10 * math.log10(1 / max(mse, 1e-12)), 1)
+    vae.to(dtype)
+    vae.use_tiling = tiling
     return res
 
 
@@ -197,6 +206,7 @@ def main() -> None:
     p.add_argument("--skip-interval", type=int, default=5)
     p.add_argument("--attention-check", action="store_true", help="time each attention backend first")
     p.add_argument("--phase-peaks", action="store_true", help="peak memory of each part of an edit")
+    p.add_argument("--save-latents", action="store_true", help="final latents beside --out (safetensors)")
     p.add_argument("--repeat", type=int, default=1, help="timed edits per mode and size (after a warm one)")
     p.add_argument("--out", default="model_sampler.json")
     p.add_argument(
@@ -231,22 +241,25 @@ def main() -> None:
     out = Path(args.out)
     if args.attention_check and cuda:
         record["attention"] = attention_check(sampler, sizes)
-    if args.phase_peaks and cuda:
+    if args.phase_peaks:
         record["phase_peaks_bf16"] = {str(z): phase_peaks(sampler, image, z) for z in sizes}
         print("phase peaks bf16", json.dumps(record["phase_peaks_bf16"]), flush=True)
     out.write_text(json.dumps(record, indent=1))
     baseline: dict[int, torch.Tensor] = {}
+    latents: dict[str, torch.Tensor] = {}
     compiled = quantized = False
     for mode in args.modes.split(","):
         parts = set(mode.split("+"))
         entry: dict = {}
         try:
-            if "fp8" in parts and not quantized:
-                sampler.quantize_fp8(encoder=args.fp8_encoder)
+            if parts & {"fp8", "fp8wo"} and not quantized:
+                sampler.quantize_fp8(args.fp8_encoder, "weight_only" if "fp8wo" in parts else "dynamic")
                 quantized = True
-                if args.phase_peaks and cuda:
+                if args.phase_peaks:
                     entry["phase_peaks"] = {str(z): phase_peaks(sampler, image, z) for z in sizes}
                     print(mode, "phase peaks", json.dumps(entry["phase_peaks"]), flush=True)
+            if "lowvae" in parts:
+                sampler.low_memory_vae(torch.bfloat16, 512)
             if "cudnn" in parts:
                 sampler.set_attention_backend("_native_cudnn")
             if "compile" in parts and not compiled:
@@ -276,6 +289,7 @@ def main() -> None:
                     ref = baseline[size]
                     res["rel_err_vs_eager"] = round(float((latent - ref).norm() / ref.norm()), 4)
                 res["finite"] = bool(torch.isfinite(latent).all())
+                latents[f"{mode}/{size}"] = latent.contiguous()
                 entry[str(size)] = res
                 print(mode, size, json.dumps(res), flush=True)
         except Exception as e:  # a failing fast path is a result to record, not a reason to lose the others
@@ -287,6 +301,8 @@ def main() -> None:
             sampler.step_skipping = None
         record["modes"][mode] = entry
         out.write_text(json.dumps(record, indent=1))  # a run cut off by its time limit keeps what it measured
+        if args.save_latents:  # to compare runs: the same seed builds the same random weights on one GPU kind
+            save_file(latents, str(out.with_suffix(".latents.safetensors")))
     print(json.dumps(record, indent=1))
 
 

@@ -34,8 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="edits per denoiser batch (same resized size)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--offload", action="store_true", help="keep components on the CPU until each runs")
-    p.add_argument("--fp8", action="store_true", help="fp8 linear layers in the DiT (torchao)")
+    p.add_argument(
+        "--fp8",
+        nargs="?",
+        const="dynamic",
+        choices=["dynamic", "weight_only"],
+        help="fp8 linear layers in the DiT (torchao): dynamic (fp8 matmuls, fast compiled) or weight_only "
+        "(bf16 matmuls, lowest memory)",
+    )
     p.add_argument("--fp8-encoder", action="store_true", help="also fp8 weight-only for the MLLM encoder")
+    p.add_argument("--vae-bf16", action="store_true", help="run the VAE in bf16 (reference: fp32)")
+    p.add_argument("--vae-tile", type=int, metavar="PIXELS", help="tiled VAE encode/decode (lower peak)")
     p.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (slow first edit)")
     p.add_argument(
         "--attention",
@@ -100,7 +109,9 @@ def main(argv: list[str] | None = None) -> None:
             lora_scale=args.lora_scale,
         )
     if args.fp8 or args.fp8_encoder:
-        sampler.quantize_fp8(encoder=args.fp8_encoder)
+        sampler.quantize_fp8(encoder=args.fp8_encoder, dit=args.fp8 or "dynamic")
+    if args.vae_bf16 or args.vae_tile:
+        sampler.low_memory_vae(torch.bfloat16 if args.vae_bf16 else None, args.vae_tile)
     if args.attention != "native":
         sampler.set_attention_backend(args.attention)
     if args.skip_steps:

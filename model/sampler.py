@@ -138,12 +138,14 @@ class Step1XEditSampler:
         )
         self.lora_scale = scale
 
-    def quantize_fp8(self, encoder: bool = False) -> None:
+    def quantize_fp8(self, encoder: bool = False, dit: str = "dynamic") -> None:
         """fp8 linears through torchao (lossy; needs a Hopper-class GPU).
 
-        The DiT gets fp8 dynamic activations + fp8 per-row weights (both matmul operands fp8: faster and half
-        the memory). With encoder=True the MLLM gets fp8 weight-only quantisation, which halves its memory;
-        it runs once per edit, so its speed matters little.
+        dit="dynamic": fp8 dynamic activations + fp8 per-row weights, both matmul operands fp8: faster once
+        compiled, but eager it quantises each activation in fp32 (+4.6 GiB at 1024^2, bench/RESULTS.md).
+        dit="weight_only": fp8 weights dequantised per layer into bf16 matmuls: half the memory, bf16 speed,
+        the lowest peak (the reference's --quantized). With encoder=True the MLLM gets fp8 weight-only
+        quantisation too; it runs once per edit, so its speed matters little.
         """
         try:
             from torchao.quantization import (
@@ -154,7 +156,13 @@ class Step1XEditSampler:
             )
         except ImportError as e:
             raise ImportError("fp8 needs torchao: pip install torchao") from e
-        quantize_(self.transformer.dit, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+        configs = {
+            "dynamic": lambda: Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+            "weight_only": Float8WeightOnlyConfig,
+        }
+        if dit not in configs:
+            raise ValueError(f"fp8 mode {dit!r}: expected one of {list(configs)}")
+        quantize_(self.transformer.dit, configs[dit]())
         if encoder:
             quantize_(self.encoder.model, Float8WeightOnlyConfig())
 
@@ -171,6 +179,21 @@ class Step1XEditSampler:
     def disable_step_cache(self) -> None:
         self.transformer.dit.disable_cache()
         self.step_cache = False
+
+    def low_memory_vae(self, dtype: torch.dtype | None = torch.bfloat16, tile: int | None = 512) -> None:
+        """Lower the VAE's share of the peak (at 1024^2 the fp32 decode is the largest part of an edit).
+
+        dtype: the VAE's compute dtype instead of the reference's fp32. tile: encode and decode in tiles of
+        tile x tile pixels, blended over diffusers' 25 % overlap. Both change pixels slightly; the PSNR
+        against the fp32 untiled decode is in bench/RESULTS.md.
+        """
+        if dtype is not None:
+            self.vae.to(dtype)
+        if tile is not None:
+            self.vae.enable_tiling()
+            # diffusers sizes tiles from config.sample_size (1024 for FLUX): a 1024^2 image would be one tile
+            self.vae.tile_sample_min_size = tile
+            self.vae.tile_latent_min_size = tile // vae_downsample(self.vae)
 
     def set_attention_backend(self, backend: str) -> None:
         """A diffusers attention backend for the DiT: "native" (torch SDPA picks), "_native_cudnn",

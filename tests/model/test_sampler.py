@@ -58,6 +58,18 @@ def test_offload_gives_the_same_result(sampler: Step1XEditSampler) -> None:
     assert torch.equal(on.latents[0], off.latents[0])
 
 
+def test_low_memory_vae_tiles_in_bf16_close_to_the_reference_vae(sampler: Step1XEditSampler) -> None:
+    photo = Image.open(PHOTO)
+    low = Step1XEditSampler(sampler.transformer, tiny_vae(), sampler.encoder)
+    low.low_memory_vae(torch.bfloat16, tile=32)  # a 64-pixel edit is encoded and decoded as 4 blended tiles
+    assert low.vae.dtype == torch.bfloat16 and low.vae.tile_latent_min_size == 16
+    ref = sampler.edit([photo], ["add a hat"], size_level=64, num_steps=2, seed=5)
+    out = low.edit([photo], ["add a hat"], size_level=64, num_steps=2, seed=5)
+    a = np.asarray(ref.images[0], dtype=np.float32)
+    b = np.asarray(out.images[0], dtype=np.float32)
+    assert a.shape == b.shape and 0 < np.abs(a - b).mean() < 8  # changed by tiling and bf16, but slightly
+
+
 def test_step_skipping_runs_the_dit_on_its_schedule_only(sampler: Step1XEditSampler) -> None:
     photo = Image.open(PHOTO)
     calls: list[int] = []
