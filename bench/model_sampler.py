@@ -12,8 +12,9 @@ reported as a sanity number, not as a quality measure.
 A mode is a "+"-joined set of: eager (the baseline: bf16, torch SDPA's own kernel choice), cudnn
 (diffusers' _native_cudnn attention backend), compile (compile_repeated_blocks), fp8 (torchao dynamic
 activation + weight), fp8wo (torchao weight-only), skip (StepSkipping with --skip-warmup/--skip-interval),
-fbc (diffusers FirstBlockCache at --cache-threshold), lowvae (bf16 VAE in 512-pixel tiles). Modes
-accumulate in order (fp8 and compile cannot be undone), so list them from the least to the most transformed.
+fbc (diffusers FirstBlockCache at --cache-threshold), lowvae (bf16 VAE in 512-pixel tiles), offload (each
+model on the GPU only while it runs). Modes accumulate in order (fp8 and compile cannot be undone), so list
+them from the least to the most transformed.
 """
 
 from __future__ import annotations
@@ -258,6 +259,8 @@ def main() -> None:
                 if args.phase_peaks:
                     entry["phase_peaks"] = {str(z): phase_peaks(sampler, image, z) for z in sizes}
                     print(mode, "phase peaks", json.dumps(entry["phase_peaks"]), flush=True)
+            if "offload" in parts:
+                sampler.set_offload(True)
             if "lowvae" in parts:
                 sampler.low_memory_vae(torch.bfloat16, 512)
             if "cudnn" in parts:
@@ -279,7 +282,8 @@ def main() -> None:
                 if cuda:
                     res["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
                     res["weights_gib"] = round(torch.cuda.memory_allocated() / 2**30, 2)
-                if not parts & {"fbc", "skip"}:  # the caches change which steps run, not the step itself
+                # the caches change which steps run, not the step; offloaded, the DiT is not on the GPU
+                if not parts & {"fbc", "skip", "offload"}:
                     ms, _ = dit_step_ms(sampler, size)
                     res["dit_step_ms"] = round(ms, 1)
                     res["dit_tflops"] = round(dit_flops(size) / (ms / 1e3) / 1e12, 1)

@@ -110,14 +110,19 @@ class Step1XEditSampler:
         self.device = torch.device(device)
         self.dtype = dtype
         self.cfg_truncate = CFG_TRUNCATE[version]
-        self.offload = offload
         self.lora_scale = 1.0
         self.step_cache = False
         self.step_skipping: StepSkipping | None = None
-        if not offload:
-            self.transformer.to(self.device)
-            self.vae.to(self.device)
-            self.encoder.model.to(self.device)
+        self.set_offload(offload)
+
+    def set_offload(self, offload: bool) -> None:
+        """Keep the three models on the CPU between uses (offload) or resident on `device`."""
+        self.offload = offload
+        home = torch.device("cpu") if offload else self.device
+        for module in (self.transformer, self.vae, self.encoder.model):
+            module.to(home)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     @contextlib.contextmanager
     def _on_device(self, module: torch.nn.Module) -> Iterator[None]:
