@@ -7,7 +7,12 @@ pure function of (seed, epoch), so a resumed run reaches the same weights as an 
 
 Checkpoints (`OUT/checkpoint-STEP/`) are safetensors + json only: `lora/` (diffusers/peft adapter, loadable
 by the sampler) and `trainable.safetensors` for LoRA runs, `transformer/` (save_pretrained) for full
-fine-tuning, `optimizer.safetensors` + `state.json` (step, data position, LR scheduler, optimizer groups).
+fine-tuning, `optimizer.safetensors` + `state.json` (step, data position, LR scheduler, optimizer groups;
+see `model/optim.py`).
+
+Memory options of a LoRA run (the reference's): `optimizer: adamw8bit` (torchao's 8-bit moments),
+`lora_dtype: bf16` (bf16 LoRA weights and gradients, stochastically rounded updates) and `fp8_base` (the
+frozen Linears of the blocks in float8, `model/fp8_base.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -30,8 +34,10 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from model.data import Batch, DataFilter, ShardBatches
+from model.fp8_base import fp8_base_linears
 from model.latents import pack
 from model.mllm import Step1XMLLMEncoder
+from model.optim import OPTIMIZERS, load_optimizer, make_optimizer, retensor, save_optimizer
 from model.transformer import Step1XEditTransformer
 
 # Every Linear inside the double and single blocks, as the reference LoRA recipe (lora_module.py) targets.
@@ -40,6 +46,7 @@ LORA_TARGETS = (
     r"|ff\.net\.(0\.proj|2)|ff_context\.net\.(0\.proj|2)|norm1\.linear|norm1_context\.linear|norm\.linear"
     r"|proj_mlp|proj_out)"
 )
+LORA_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -71,7 +78,9 @@ class TrainConfig:
     # cuDNN's SDPA backward gave NaN and then an illegal memory access for this model on an H100 with torch
     # 2.11 (bench/RESULTS.md, Trainer); off by default, leaving flash / memory-efficient attention.
     sdpa_cudnn: bool = False
-    optimizer: str = "adamw"  # or "adamw8bit" (bitsandbytes)
+    optimizer: str = "adamw"  # or "adamw8bit" (torchao)
+    lora_dtype: str = "fp32"  # or "bf16": half the LoRA weight and gradient memory, stochastic rounding
+    fp8_base: bool = False  # LoRA: the frozen Linears of the blocks in float8_e4m3fn, per-row scales
     timestep_shift: float = 3.1582  # e^1.15, the 1024^2 inference shift
     logit_mean: float = 0.0
     logit_std: float = 1.0
@@ -134,25 +143,36 @@ def build_models(cfg: TrainConfig) -> tuple[Step1XEditTransformer, AutoencoderKL
     return transformer, vae, encoder
 
 
-def add_lora(transformer: Step1XEditTransformer, rank: int, alpha: int) -> None:
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse option combinations that cannot work, before any model is loaded."""
+    if cfg.mode not in ("lora", "full"):
+        raise ValueError(f"mode must be lora or full, not {cfg.mode!r}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {cfg.optimizer!r}")
+    if cfg.lora_dtype not in LORA_DTYPES:
+        raise ValueError(f"lora_dtype must be one of {list(LORA_DTYPES)}, not {cfg.lora_dtype!r}")
+    if cfg.mode != "lora" and cfg.fp8_base:
+        raise ValueError("fp8_base stores frozen base weights in float8: it needs mode lora, not full")
+    if cfg.mode != "lora" and cfg.lora_dtype != "fp32":
+        raise ValueError("lora_dtype is the LoRA weights' dtype: it needs mode lora (full trains fp32)")
+
+
+def add_lora(transformer: Step1XEditTransformer, cfg: TrainConfig) -> None:
+    """Rank `lora_rank` adapters on every Linear of the blocks, in `lora_dtype`, the rest frozen; with
+    `fp8_base` the frozen Linears of the blocks (the adapters' base layers) become float8."""
     from peft import LoraConfig
 
     transformer.requires_grad_(False)
-    config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
+    config = LoraConfig(
+        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, init_lora_weights="gaussian", target_modules=LORA_TARGETS
+    )
     transformer.dit.add_adapter(config)
     for p in transformer.parameters():
         if p.requires_grad:
-            p.data = p.data.float()  # LoRA weights stay fp32 under bf16 autocast
-
-
-def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adamw8bit":
-        try:
-            import bitsandbytes as bnb
-        except ImportError as e:
-            raise ImportError("--optimizer adamw8bit needs bitsandbytes: pip install bitsandbytes") from e
-        return bnb.optim.AdamW8bit(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            # fp32 LoRA weights stay fp32 under bf16 autocast; bf16 ones rely on stochastic rounding
+            p.data = p.data.to(LORA_DTYPES[cfg.lora_dtype])
+    if cfg.fp8_base:
+        fp8_base_linears(transformer.dit)
 
 
 # ---- features (optionally cached by sample id) ----
@@ -282,32 +302,9 @@ def flow_loss(
 # ---- checkpoints ----
 
 
-def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> dict[str, Any]:
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
-            else:
-                scalars[f"{pid}.{k}"] = v
-    save_file(tensors, str(path))
-    return {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, path: Path, meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in load_file(str(path)).items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = v
-    for key, v in meta["scalars"].items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
+        check_config(cfg)
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.accelerator = Accelerator(
@@ -327,11 +324,9 @@ class Trainer:
         encoder.model.to(acc.device)
         self.features = Features(self.vae, encoder, cfg.cache_dir, acc.device)
         if cfg.mode == "lora":
-            add_lora(transformer, cfg.lora_rank, cfg.lora_alpha)
-        elif cfg.mode == "full":
-            transformer.requires_grad_(True)
+            add_lora(transformer, cfg)
         else:
-            raise ValueError(f"mode must be lora or full, not {cfg.mode!r}")
+            transformer.requires_grad_(True)
         if cfg.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
         if cfg.compile_blocks:
@@ -444,7 +439,7 @@ class Trainer:
                 )
             else:
                 model.save_pretrained(ckpt / "transformer")
-            state["optimizer"] = _save_optimizer(self.optimizer, ckpt / "optimizer.safetensors")
+            state["optimizer"] = save_optimizer(self.optimizer, ckpt / "optimizer.safetensors")
         if acc.is_main_process:
             (ckpt / "state.json").write_text(json.dumps(state, indent=1, default=float))
         acc.wait_for_everyone()
@@ -466,8 +461,8 @@ class Trainer:
             with torch.no_grad():
                 for n, v in weights.items():
                     named[n].copy_(v)
-            _load_optimizer(self.optimizer, ckpt / "optimizer.safetensors", state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+            load_optimizer(self.optimizer, ckpt / "optimizer.safetensors", state["optimizer"])
+        self.scheduler.load_state_dict(retensor(state["scheduler"], self.scheduler.state_dict()))
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
 
     def latest_checkpoint(self) -> Path | None:
@@ -518,6 +513,10 @@ class Trainer:
                     acc.backward(loss)
                     if acc.sync_gradients and cfg.max_grad_norm > 0:
                         acc.clip_grad_norm_(self.transformer.parameters(), cfg.max_grad_norm)
+                    if acc.sync_gradients and cfg.lora_dtype == "bf16":
+                        # stochastic rounding draws from the global generator: seeded by (seed, step)
+                        # alone, DDP replicas round alike and a resumed run repeats the draws
+                        torch.manual_seed(cfg.seed * 1_000_003 + self.step)
                     self.optimizer.step()
                     self.optimizer.zero_grad()
                 step_loss += loss.detach().float().item() / cfg.grad_accum

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from model.cli_train import main as train_main
 from model.data import DataFilter, ShardBatches
+from model.fp8_base import Fp8Linear
 from model.mllm import Step1XMLLMEncoder
 from model.sampler import Step1XEditSampler
 from model.tiny import byte_tokenizer, tiny_qwen, tiny_transformer, tiny_vae
@@ -90,9 +91,15 @@ def test_full_finetune_loss_falls_and_logs(run_dir: Path, cache_dir: Path, tmp_p
     assert (tmp_path / "full" / "checkpoint-30" / "transformer" / "config.json").exists()
 
 
-def test_resume_is_exact(run_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
+# torchao's 8-bit moments (only for matrices of >= 4096 elements: rank 128 at the tiny width of 32) are saved
+# as their codes and scales; bf16 LoRA weights add the stochastic rounding, whose draws must repeat too
+EIGHT_BIT = dict(optimizer="adamw8bit", lora_rank=128, lora_dtype="bf16")
+
+
+@pytest.mark.parametrize("variant", [{}, EIGHT_BIT], ids=["adamw", "adamw8bit-bf16"])
+def test_resume_is_exact(run_dir: Path, cache_dir: Path, tmp_path: Path, variant: dict) -> None:
     # batches of 2, 2 per optimizer step, over 30 samples: an epoch boundary falls inside the 10 steps
-    common = dict(batch_size=2, grad_accum=2, lr_scheduler="linear", warmup_steps=2, max_steps=10)
+    common = dict(batch_size=2, grad_accum=2, lr_scheduler="linear", warmup_steps=2, max_steps=10, **variant)
     straight = config(run_dir, tmp_path / "straight", cache_dir, **common)
     Trainer(straight).train()
     first = config(run_dir, tmp_path / "resumed", cache_dir, stop_at=4, **common)  # interrupted after step 4
@@ -108,6 +115,8 @@ def test_resume_is_exact(run_dir: Path, cache_dir: Path, tmp_path: Path) -> None
         assert torch.equal(a[k], b[k]), k
     lora_b = [k for k in a if "lora_B" in k]
     assert lora_b and any(a[k].abs().sum() > 0 for k in lora_b)  # trained, not the zero init
+    saved = load_file(str(tmp_path / "resumed" / "checkpoint-4" / "optimizer.safetensors"))
+    assert any(k.endswith(".codes") for k in saved) == bool(variant)
 
 
 def test_lora_save_load_sample(run_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
@@ -127,6 +136,37 @@ def test_lora_save_load_sample(run_dir: Path, cache_dir: Path, tmp_path: Path) -
     loaded = fresh.edit([image], ["brighter"], 32, 3, seed=0)
     torch.testing.assert_close(loaded.latents[0], trained.latents[0])
     assert not torch.allclose(loaded.latents[0], base.latents[0])
+
+
+def test_fp8_base_with_8bit_adamw_and_bf16_lora(run_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
+    """The low-memory LoRA recipe trains, and its adapter loads into an unquantised model as before.
+
+    Without autocast (accelerate's mixed precision is fixed per process) the fp8 base runs in fp32 here;
+    test_fp8_base.py covers it under bf16 autocast."""
+    cfg = config(
+        run_dir,
+        tmp_path / "fp8",
+        cache_dir,
+        fp8_base=True,
+        max_steps=20,
+        save_every=20,
+        lr=5e-3,
+        **{**EIGHT_BIT, "lora_alpha": 128},
+    )
+    trainer = Trainer(cfg)
+    assert sum(isinstance(m, Fp8Linear) for m in trainer.unwrapped().modules()) > 0
+    losses = trainer.train()
+    assert np.isfinite(losses).all()
+    first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+    assert last < 0.7 * first, (first, last)
+    trained = {n: p for n, p in trainer.unwrapped().named_parameters() if p.requires_grad}
+    assert trained and all(p.dtype == torch.bfloat16 for p in trained.values())
+    fresh = Step1XEditSampler(tiny_transformer("v1.1", seed=3), tiny_vae(3), trainer.features.encoder)
+    fresh.load_lora(str(tmp_path / "fp8" / "checkpoint-20" / "lora"), adapter_name="edit")
+    named = fresh.transformer.named_parameters()
+    loaded = {n.replace(".edit.", ".default."): p for n, p in named if ".edit." in n}
+    assert loaded.keys() == trained.keys()
+    assert all(torch.equal(loaded[n].to(torch.bfloat16), trained[n]) for n in trained)
 
 
 def test_cli_with_yaml(run_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
