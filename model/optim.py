@@ -62,6 +62,7 @@ def state_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
 
 def save_optimizer(opt: torch.optim.Optimizer, path: Path) -> dict[str, Any]:
     """Tensors to `path`; returns the json part: param groups, non-tensor state, the 8-bit states' layout."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_tensors(opt).items()}
     sd = opt.state_dict()
     scalars, quantized = {}, {}
     for pid, st in sd["state"].items():
@@ -70,7 +71,6 @@ def save_optimizer(opt: torch.optim.Optimizer, path: Path) -> dict[str, Any]:
                 scalars[f"{pid}.{k}"] = v
             elif not _is_plain(v):
                 quantized[f"{pid}.{k}"] = {"signed": v.signed, "dtype": str(v.dtype).removeprefix("torch.")}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_tensors(opt).items()}
     save_file(tensors, str(path))
     return {"param_groups": sd["param_groups"], "scalars": scalars, "quantized": quantized}
 
