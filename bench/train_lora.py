@@ -36,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.model_sampler import matmul_tflops, sync  # noqa: E402
+from model.checkpointing import cpu_offloaded_checkpoint  # noqa: E402
 from model.optim import make_optimizer, state_tensors  # noqa: E402
 from model.train import TrainConfig, add_lora, check_config, sample_sigmas  # noqa: E402
 from model.transformer import Step1XEditTransformer  # noqa: E402
@@ -87,6 +88,9 @@ def main() -> None:
     p.add_argument("--fp8-base", action="store_true", help="the blocks' frozen Linears in float8")
     p.add_argument("--steps", type=int, default=6, help="the median is over steps 3..")
     p.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--offload-checkpoints", action="store_true", help="the checkpointed block inputs in CPU memory"
+    )
     p.add_argument("--compile", action="store_true", help="compile_repeated_blocks before timing")
     p.add_argument("--out", default="train_lora.json")
     p.add_argument(
@@ -103,6 +107,8 @@ def main() -> None:
         optimizer=args.optimizer,
         lora_dtype=args.lora_dtype,
         fp8_base=args.fp8_base,
+        gradient_checkpointing=args.checkpointing,
+        offload_checkpoints=args.offload_checkpoints,
         lr=1e-4,
     )
     check_config(cfg)
@@ -122,7 +128,7 @@ def main() -> None:
         torch.set_default_dtype(torch.float32)
     add_lora(model, cfg)
     if args.checkpointing:
-        model.enable_gradient_checkpointing()
+        model.enable_gradient_checkpointing(cpu_offloaded_checkpoint if args.offload_checkpoints else None)
     if args.compile:
         model.compile_repeated_blocks(fullgraph=True)
     model.to(device).train()
@@ -139,6 +145,7 @@ def main() -> None:
         "lora_dtype": args.lora_dtype,
         "fp8_base": args.fp8_base,
         "checkpointing": args.checkpointing,
+        "offload_checkpoints": args.offload_checkpoints,
         "compile": args.compile,
         "sdpa_cudnn": args.sdpa_cudnn,
         "lora_params_m": round(sum(q.numel() for q in params) / 1e6, 1),
