@@ -28,14 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.latents import FLUX_VAE_CONFIG, decode_latents, encode_images  # noqa: E402
+from model.latents import FLUX_VAE_CONFIG, decode_latents, encode_images, image_to_pixels  # noqa: E402
 from model.mllm import Step1XMLLMEncoder  # noqa: E402
 from model.sampler import Step1XEditSampler, StepSkipping  # noqa: E402
 from model.tiny import byte_tokenizer, qwen_config  # noqa: E402
@@ -156,8 +155,7 @@ def phase_peaks(sampler: Step1XEditSampler, image: Image.Image, size: int) -> di
     same latent.
     """
     im = image.resize((size, size))
-    pixels = torch.from_numpy(np.asarray(im, dtype=np.float32)).permute(2, 0, 1)[None]
-    pixels = (pixels / 127.5 - 1).to(sampler.device)
+    pixels = image_to_pixels(im)[None].to(sampler.device)
     vae = sampler.vae
     res: dict = {"vae_dtype": str(vae.dtype)}
     if torch.cuda.is_available():

@@ -27,6 +27,8 @@ import torch
 import webdataset as wds
 from PIL import Image
 
+from model.latents import image_to_pixels
+
 
 @dataclass
 class DataFilter:
@@ -120,10 +122,6 @@ def _cover_crop(image: Image.Image, size: tuple[int, int], resample: int) -> Ima
     image = image.resize((rw, rh), resample)
     left, top = (rw - w) // 2, (rh - h) // 2
     return image.crop((left, top, left + w, top + h))
-
-
-def _to_tensor(image: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
 
 
 def _sample_rng(seed: int, epoch: int, key: str) -> random.Random:
@@ -225,8 +223,8 @@ class ShardBatches:
             text = record["instruction"].get(lang) or record["instruction"]["en"]
             if rng.random() < self.instruction_dropout:
                 text = ""  # the unconditional branch of classifier-free guidance
-            src.append(_to_tensor(s_img))
-            tgt.append(_to_tensor(t_img))
+            src.append(image_to_pixels(s_img))
+            tgt.append(image_to_pixels(t_img))
             instr.append(text)
             langs.append(lang)
             options.append(record["instruction"])

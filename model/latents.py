@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL
+from PIL import Image
 
 # FLUX.1 `vae/config.json`, equal to the AutoEncoder params in Step1X-Edit's inference.py.
 FLUX_VAE_CONFIG: dict = {
@@ -24,6 +26,16 @@ FLUX_VAE_CONFIG: dict = {
     "mid_block_add_attention": True,
     "force_upcast": True,
 }
+
+
+def image_to_pixels(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image -> [3, H, W] float32 in [-1, 1], the VAE's input range."""
+    return torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+
+
+def pixels_to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    """[..., 3, H, W] in [-1, 1] -> [..., H, W, 3] uint8 on the CPU."""
+    return ((pixels.float() + 1) * 127.5).round().clamp(0, 255).byte().movedim(-3, -1).cpu().numpy()
 
 
 def vae_downsample(vae: AutoencoderKL) -> int:

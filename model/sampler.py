@@ -18,7 +18,15 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 from PIL import Image
 
-from model.latents import decode_latents, encode_images, pack, unpack, vae_downsample
+from model.latents import (
+    decode_latents,
+    encode_images,
+    image_to_pixels,
+    pack,
+    pixels_to_uint8,
+    unpack,
+    vae_downsample,
+)
 from model.mllm import Step1XMLLMEncoder
 from model.transformer import Step1XEditTransformer
 
@@ -254,8 +262,7 @@ class Step1XEditSampler:
         generators = [torch.Generator().manual_seed(seed) for _ in range(b)]
         noise = torch.stack([torch.randn(shape, generator=g) for g in generators])  # [B, C, h, w]
         posterior_eps = torch.stack([torch.randn(shape, generator=g) for g in generators])
-        pixels = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32)) for im in images])
-        pixels = (pixels.permute(0, 3, 1, 2) / 127.5 - 1).to(self.device)  # [B, 3, H, W] in [-1, 1]
+        pixels = torch.stack([image_to_pixels(im) for im in images]).to(self.device)  # [B, 3, H, W]
         with self._on_device(self.vae):
             # the reference samples the posterior (not its mode) for the reference image
             ref = encode_images(self.vae, pixels, posterior_eps.to(self.device))  # [B, C, h, w]
@@ -298,5 +305,4 @@ class Step1XEditSampler:
     def _decode(self, latents: torch.Tensor) -> list[Image.Image]:
         with self._on_device(self.vae):
             pixels = decode_latents(self.vae, latents.to(self.device))
-        arr = ((pixels.float() + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
-        return [Image.fromarray(a) for a in arr]
+        return [Image.fromarray(a) for a in pixels_to_uint8(pixels)]

@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from model.checkpointing import cpu_offloaded_checkpoint
 from model.data import Batch, DataFilter, ShardBatches
 from model.fp8_base import fp8_base_linears
-from model.latents import pack
+from model.latents import pack, pixels_to_uint8
 from model.mllm import Step1XMLLMEncoder
 from model.optim import OPTIMIZERS, load_optimizer, make_optimizer, retensor, save_optimizer
 from model.transformer import Step1XEditTransformer
@@ -610,7 +610,7 @@ class Trainer:
                 num_steps=self.cfg.sample_steps,
                 seed=i,
             ).images[0]
-            tgt = ((batch.target[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+            tgt = pixels_to_uint8(batch.target[0])
             rows.append(np.concatenate([np.asarray(src), tgt, np.asarray(pred)], axis=1))
         width = max(r.shape[1] for r in rows)
         grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
