@@ -11,7 +11,8 @@ reported as a sanity number, not as a quality measure.
 
 A mode is a "+"-joined set of: eager (the baseline: bf16, torch SDPA's own kernel choice), cudnn
 (diffusers' _native_cudnn attention backend), compile (compile_repeated_blocks), fp8 (torchao dynamic
-activation + weight), fp8wo (torchao weight-only), skip (StepSkipping with --skip-warmup/--skip-interval),
+activation + weight), fp8wo (torchao weight-only), fp8mm (model/fp8_base.py's fp8 matmuls), fp8attn
+(cuDNN fp8 attention), skip (StepSkipping with --skip-warmup/--skip-interval),
 fbc (diffusers FirstBlockCache at --cache-threshold), lowvae (bf16 VAE in 512-pixel tiles), offload (each
 model on the GPU only while it runs). Modes accumulate in order (fp8 and compile cannot be undone), so list
 them from the least to the most transformed.
@@ -251,8 +252,9 @@ def main() -> None:
         parts = set(mode.split("+"))
         entry: dict = {}
         try:
-            if parts & {"fp8", "fp8wo"} and not quantized:
-                sampler.quantize_fp8(args.fp8_encoder, "weight_only" if "fp8wo" in parts else "dynamic")
+            fp8 = {"fp8": "dynamic", "fp8wo": "weight_only", "fp8mm": "matmul"}
+            if parts & set(fp8) and not quantized:
+                sampler.quantize_fp8(args.fp8_encoder, next(fp8[part] for part in parts if part in fp8))
                 quantized = True
                 if args.phase_peaks:
                     entry["phase_peaks"] = {str(z): phase_peaks(sampler, image, z) for z in sizes}
@@ -263,6 +265,8 @@ def main() -> None:
                 sampler.low_memory_vae(torch.bfloat16, 512)
             if "cudnn" in parts:
                 sampler.set_attention_backend("_native_cudnn")
+            if "fp8attn" in parts:
+                sampler.use_fp8_attention()
             if "compile" in parts and not compiled:
                 sampler.compile_blocks(fullgraph=args.fullgraph)
                 compiled = True

@@ -37,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fp8",
         nargs="?",
-        const="dynamic",
-        choices=["dynamic", "weight_only"],
-        help="fp8 linear layers in the DiT (torchao): dynamic (fp8 matmuls, fast compiled) or weight_only "
-        "(bf16 matmuls, lowest memory)",
+        const="matmul",
+        choices=["matmul", "dynamic", "weight_only"],
+        help="fp8 linear layers in the DiT: matmul (fp8 matmuls, fast with --compile), dynamic (the same "
+        "through torchao), weight_only (torchao; bf16 matmuls, lowest memory)",
     )
     p.add_argument("--fp8-encoder", action="store_true", help="also fp8 weight-only for the MLLM encoder")
     p.add_argument("--vae-bf16", action="store_true", help="run the VAE in bf16 (reference: fp32)")
@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--attention",
         default="native",
-        help="diffusers attention backend of the DiT: native (SDPA picks), _native_cudnn, _native_flash, ...",
+        help="attention of the DiT: fp8 (cuDNN fp8 attention, lossy), or a diffusers backend: native "
+        "(SDPA picks), _native_cudnn, _native_flash, ...",
     )
     p.add_argument(
         "--skip-steps",
@@ -109,10 +110,12 @@ def main(argv: list[str] | None = None) -> None:
             lora_scale=args.lora_scale,
         )
     if args.fp8 or args.fp8_encoder:
-        sampler.quantize_fp8(encoder=args.fp8_encoder, dit=args.fp8 or "dynamic")
+        sampler.quantize_fp8(encoder=args.fp8_encoder, dit=args.fp8)
     if args.vae_bf16 or args.vae_tile:
         sampler.low_memory_vae(torch.bfloat16 if args.vae_bf16 else None, args.vae_tile)
-    if args.attention != "native":
+    if args.attention == "fp8":
+        sampler.use_fp8_attention()
+    elif args.attention != "native":
         sampler.set_attention_backend(args.attention)
     if args.skip_steps:
         warmup, interval = (int(v) for v in args.skip_steps.split(","))

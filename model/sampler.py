@@ -18,6 +18,8 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 from PIL import Image
 
+from model.fp8_attention import use_fp8_attention
+from model.fp8_base import Fp8MatmulLinear, fp8_base_linears
 from model.latents import (
     decode_latents,
     encode_images,
@@ -151,15 +153,26 @@ class Step1XEditSampler:
         )
         self.lora_scale = scale
 
-    def quantize_fp8(self, encoder: bool = False, dit: str = "dynamic") -> None:
-        """fp8 linears through torchao (lossy; needs a Hopper-class GPU).
+    def quantize_fp8(self, encoder: bool = False, dit: str | None = "matmul") -> None:
+        """fp8 linear layers (lossy; needs a Hopper-class GPU). dit=None leaves the DiT in bf16.
 
-        dit="dynamic": fp8 dynamic activations + fp8 per-row weights, both matmul operands fp8: faster once
-        compiled, but eager it quantises each activation in fp32 (+4.6 GiB at 1024^2, bench/RESULTS.md).
-        dit="weight_only": fp8 weights dequantised per layer into bf16 matmuls: half the memory, bf16 speed,
-        the lowest peak (the reference's --quantized). With encoder=True the MLLM gets fp8 weight-only
-        quantisation too; it runs once per edit, so its speed matters little.
+        dit="matmul": the blocks' Linears become `Fp8MatmulLinear`s: fp8 per-row weights, inputs scaled per
+        row into fp8, `torch._scaled_mm`. Plain torch ops, so torch.compile fuses the input quantisation
+        and compiles as reliably as bf16; eager it is slower than bf16 (the quantisation runs unfused).
+        dit="dynamic": torchao's fp8 dynamic activation + per-row weight quantisation: the same arithmetic
+        as "matmul" through a tensor subclass, whose compilation proved unreliable (bench/RESULTS.md).
+        dit="weight_only": torchao fp8 weights dequantised per layer into bf16 matmuls: half the memory,
+        bf16 speed, the lowest peak (the reference's --quantized). With encoder=True the MLLM gets torchao
+        fp8 weight-only quantisation; it runs once per edit, so its speed matters little.
         """
+        modes = (None, "matmul", "dynamic", "weight_only")
+        if dit not in modes:
+            raise ValueError(f"fp8 mode {dit!r}: expected one of {list(modes)}")
+        if dit == "matmul":
+            self.transformer.dit.requires_grad_(False)
+            fp8_base_linears(self.transformer.dit, Fp8MatmulLinear)
+        if dit in (None, "matmul") and not encoder:
+            return
         try:
             from torchao.quantization import (
                 Float8DynamicActivationFloat8WeightConfig,
@@ -168,16 +181,17 @@ class Step1XEditSampler:
                 quantize_,
             )
         except ImportError as e:
-            raise ImportError("fp8 needs torchao: pip install torchao") from e
-        configs = {
-            "dynamic": lambda: Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
-            "weight_only": Float8WeightOnlyConfig,
-        }
-        if dit not in configs:
-            raise ValueError(f"fp8 mode {dit!r}: expected one of {list(configs)}")
-        quantize_(self.transformer.dit, configs[dit]())
+            raise ImportError("this fp8 mode needs torchao: pip install torchao") from e
+        if dit == "dynamic":
+            quantize_(self.transformer.dit, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+        if dit == "weight_only":
+            quantize_(self.transformer.dit, Float8WeightOnlyConfig())
         if encoder:
             quantize_(self.encoder.model, Float8WeightOnlyConfig())
+
+    def use_fp8_attention(self) -> None:
+        """cuDNN's fp8 attention in every DiT block (model/fp8_attention.py; lossy, Hopper and newer)."""
+        use_fp8_attention(self.transformer.dit)
 
     def enable_step_cache(self, threshold: float = 0.08) -> None:
         """diffusers FirstBlockCache on the DiT: skip the other blocks while block 0's residual barely moves.
