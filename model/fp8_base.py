@@ -96,17 +96,21 @@ class Fp8MatmulLinear(Fp8Linear):
         return scaled_linear(x, self.weight, self.scale, bias)
 
 
+def fp8_linears(root: nn.Module, cls: type[Fp8Linear] = Fp8Linear) -> int:
+    """Replace every frozen `nn.Linear` under `root` by `cls`; returns how many."""
+    count = 0
+    for parent in list(root.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Linear and not child.weight.requires_grad:
+                setattr(parent, name, cls(child))
+                count += 1
+    return count
+
+
 def fp8_base_linears(dit: nn.Module, cls: type[Fp8Linear] = Fp8Linear) -> int:
     """Replace every frozen Linear inside the double and single blocks by `cls`; returns how many.
 
     For LoRA, run after the adapters are added: peft's `base_layer`s are then the frozen Linears, and the
     trainable lora_A / lora_B Linears stay as they are.
     """
-    count = 0
-    for blocks in (dit.transformer_blocks, dit.single_transformer_blocks):
-        for parent in list(blocks.modules()):
-            for name, child in list(parent.named_children()):
-                if type(child) is nn.Linear and not child.weight.requires_grad:
-                    setattr(parent, name, cls(child))
-                    count += 1
-    return count
+    return sum(fp8_linears(blocks, cls) for blocks in (dit.transformer_blocks, dit.single_transformer_blocks))

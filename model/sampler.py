@@ -19,7 +19,7 @@ from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 from PIL import Image
 
 from model.fp8_attention import use_fp8_attention
-from model.fp8_base import Fp8MatmulLinear, fp8_base_linears
+from model.fp8_base import Fp8Linear, Fp8MatmulLinear, fp8_base_linears, fp8_linears
 from model.latents import (
     decode_latents,
     encode_images,
@@ -157,21 +157,24 @@ class Step1XEditSampler:
         """fp8 linear layers (lossy; needs a Hopper-class GPU). dit=None leaves the DiT in bf16.
 
         dit="matmul": the blocks' Linears become `Fp8MatmulLinear`s: fp8 per-row weights, inputs scaled per
-        row into fp8, `torch._scaled_mm`. Plain torch ops, so torch.compile fuses the input quantisation
-        and compiles as reliably as bf16; eager it is slower than bf16 (the quantisation runs unfused).
-        dit="dynamic": torchao's fp8 dynamic activation + per-row weight quantisation: the same arithmetic
-        as "matmul" through a tensor subclass, whose compilation proved unreliable (bench/RESULTS.md).
-        dit="weight_only": torchao fp8 weights dequantised per layer into bf16 matmuls: half the memory,
-        bf16 speed, the lowest peak (the reference's --quantized). With encoder=True the MLLM gets torchao
-        fp8 weight-only quantisation; it runs once per edit, so its speed matters little.
+        row into fp8, `torch._scaled_mm`. Plain torch ops, so torch.compile fuses the input quantisation;
+        eager it is slower than bf16 (the quantisation runs unfused).
+        dit="dynamic": torchao's fp8 dynamic activation + per-row weight quantisation, the same arithmetic
+        as "matmul" through a tensor subclass. dit="weight_only": torchao fp8 weights dequantised per layer
+        into bf16 matmuls: half the memory at bf16 speed (the reference's --quantized).
+        encoder=True stores the MLLM's Linears as fp8 weights dequantised per call (`Fp8Linear`): it runs
+        once per edit, so its speed matters little.
+        Compiling the DiT in a process where torchao has quantised a model did not finish within 170-400 s
+        in most tries (bench/RESULTS.md), hence the torch-only "matmul" and encoder paths.
         """
         modes = (None, "matmul", "dynamic", "weight_only")
         if dit not in modes:
             raise ValueError(f"fp8 mode {dit!r}: expected one of {list(modes)}")
+        if encoder:
+            fp8_linears(self.encoder.model.requires_grad_(False), Fp8Linear)
         if dit == "matmul":
-            self.transformer.dit.requires_grad_(False)
-            fp8_base_linears(self.transformer.dit, Fp8MatmulLinear)
-        if dit in (None, "matmul") and not encoder:
+            fp8_base_linears(self.transformer.dit.requires_grad_(False), Fp8MatmulLinear)
+        if dit not in ("dynamic", "weight_only"):
             return
         try:
             from torchao.quantization import (
@@ -181,13 +184,9 @@ class Step1XEditSampler:
                 quantize_,
             )
         except ImportError as e:
-            raise ImportError("this fp8 mode needs torchao: pip install torchao") from e
-        if dit == "dynamic":
-            quantize_(self.transformer.dit, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
-        if dit == "weight_only":
-            quantize_(self.transformer.dit, Float8WeightOnlyConfig())
-        if encoder:
-            quantize_(self.encoder.model, Float8WeightOnlyConfig())
+            raise ImportError(f"fp8 mode {dit!r} needs torchao: pip install torchao") from e
+        config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()) if dit == "dynamic" else None
+        quantize_(self.transformer.dit, config or Float8WeightOnlyConfig())
 
     def use_fp8_attention(self) -> None:
         """cuDNN's fp8 attention in every DiT block (model/fp8_attention.py; lossy, Hopper and newer)."""

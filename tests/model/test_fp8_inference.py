@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from model.fp8_attention import Fp8AttnProcessor, quantize_per_tensor, sdpa_fp8, use_fp8_attention
-from model.fp8_base import Fp8MatmulLinear, quantize_rows
+from model.fp8_base import Fp8Linear, Fp8MatmulLinear, quantize_rows
 from model.mllm import Step1XMLLMEncoder
 from model.sampler import Step1XEditSampler
 from model.tiny import byte_tokenizer, tiny_qwen, tiny_transformer, tiny_vae
@@ -93,9 +93,13 @@ def test_sampler_fp8_matmul_and_attention_stay_close_to_bf16() -> None:
     def edit(fp8: bool) -> torch.Tensor:
         sampler = build()
         if fp8:
-            sampler.quantize_fp8(dit="matmul")
+            sampler.quantize_fp8(encoder=True, dit="matmul")
             sampler.use_fp8_attention()
             assert isinstance(sampler.transformer.dit.transformer_blocks[0].attn.to_q, Fp8MatmulLinear)
+            linears = [
+                type(m) for m in sampler.encoder.model.modules() if isinstance(m, nn.Linear | Fp8Linear)
+            ]
+            assert linears and set(linears) == {Fp8Linear}  # weight-only fp8 throughout the MLLM
         return sampler.edit([photo], ["make it blue"], size_level=48, num_steps=3, seed=5).latents[0]
 
     bf16, fp8 = edit(False), edit(True)
