@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.fp8 or args.fp8_encoder:
         sampler.quantize_fp8(encoder=args.fp8_encoder, dit=args.fp8)
+    if args.fp8 == "matmul" and not args.compile:
+        # the same arithmetic through torchao ran 1.26x slower than bf16 eager (bench/RESULTS.md, run D)
+        print("note: --fp8 matmul is fast only with --compile; eager, its input quantisation runs unfused")
     if args.vae_bf16 or args.vae_tile:
         sampler.low_memory_vae(torch.bfloat16 if args.vae_bf16 else None, args.vae_tile)
     if args.attention == "fp8":
