@@ -22,11 +22,15 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
+def linear_and_input(fan_in: int, fan_out: int, shape: tuple[int, ...], seed: int) -> tuple:
+    """A frozen bf16 Linear, its `Fp8MatmulLinear`, and a bf16 input of `shape` + (fan_in,)."""
+    torch.manual_seed(seed)
+    lin = nn.Linear(fan_in, fan_out).to(torch.bfloat16).requires_grad_(False)
+    return lin, Fp8MatmulLinear(lin), torch.randn(*shape, fan_in).to(torch.bfloat16)
+
+
 def test_fp8_matmul_linear_is_the_product_of_the_fp8_operands() -> None:
-    gen = torch.Generator().manual_seed(0)
-    lin = nn.Linear(64, 48).to(torch.bfloat16).requires_grad_(False)
-    fp8 = Fp8MatmulLinear(lin)
-    x = torch.randn(3, 5, 64, generator=gen).to(torch.bfloat16)
+    lin, fp8, x = linear_and_input(64, 48, (3, 5), seed=0)
     y = fp8(x)
     assert y.shape == (3, 5, 48) and y.dtype == torch.bfloat16
     codes, scales = quantize_rows(x.reshape(-1, 64))
@@ -134,10 +138,7 @@ def test_cudnn_fp8_attention_matches_its_fp32_reference_on_gpu() -> None:
 
 @cuda_cudnn
 def test_fp8_matmul_on_gpu_is_the_cpu_product() -> None:
-    gen = torch.Generator().manual_seed(5)
-    lin = nn.Linear(256, 128).to(torch.bfloat16).requires_grad_(False)
-    fp8 = Fp8MatmulLinear(lin)
-    x = torch.randn(4, 64, 256, generator=gen).to(torch.bfloat16)
+    lin, fp8, x = linear_and_input(256, 128, (4, 64), seed=5)
     cpu = fp8(x)
     gpu = fp8.cuda()(x.cuda())
     assert gpu.dtype == torch.bfloat16 and rel(gpu.cpu(), cpu) < 0.01  # cuBLAS vs fp32, both from fp8
