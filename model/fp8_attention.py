@@ -20,8 +20,9 @@ import torch
 from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor, _get_qkv_projections
 
+from model.fp8_base import E4M3_MAX, quantize
+
 E4M3 = torch.float8_e4m3fn
-E4M3_MAX = torch.finfo(E4M3).max  # 448
 
 
 def _cudnn() -> Any:
@@ -39,13 +40,21 @@ def cudnn_version() -> str:
 
 def quantize_per_tensor(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """float8 codes and the fp32 descale (amax / 448) that turns them back into x."""
-    descale = x.detach().abs().amax().float().clamp(min=1e-12) / E4M3_MAX
-    return (x.float() / descale).to(E4M3), descale.reshape(1, 1, 1, 1)
+    codes, descale = quantize(x, x.abs().amax())
+    return codes, descale.reshape(1, 1, 1, 1)
 
 
 @functools.cache
 def _handle(device: int) -> Any:
     return _cudnn().create_handle()
+
+
+@functools.cache
+def _fixed_operands(device: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """scale_s, descale_s and the ignored amax outputs: made once per GPU, not on every attention call."""
+    # S (the unnormalised probabilities, in [0, 1]) is stored as fp8 at full scale for the P·V matmul
+    scale_s = torch.full((1, 1, 1, 1), E4M3_MAX, device=f"cuda:{device}")
+    return scale_s, 1.0 / scale_s, torch.empty(2, 1, 1, 1, device=f"cuda:{device}")
 
 
 @functools.cache
@@ -97,13 +106,11 @@ def cudnn_sdpa_fp8(
     device = q.device.index if q.device.index is not None else torch.cuda.current_device()
     graph, t = _graph(tuple(q.shape), tuple(q.stride()), scale, device)
     out = torch.empty_like(q)
-    # S (the unnormalised probabilities, in [0, 1]) is stored as fp8 at full scale for the P·V matmul
-    scale_s = torch.full((1, 1, 1, 1), E4M3_MAX, device=q.device)
-    amax = torch.empty(2, 1, 1, 1, device=q.device)
+    scale_s, descale_s, amax = _fixed_operands(device)
     pack = {
         t["q"]: q, t["k"]: k, t["v"]: v, t["o"]: out,
         t["descale_q"]: descale_q, t["descale_k"]: descale_k, t["descale_v"]: descale_v,
-        t["descale_s"]: 1.0 / scale_s, t["scale_s"]: scale_s, t["scale_o"]: 1.0 / descale_v,
+        t["descale_s"]: descale_s, t["scale_s"]: scale_s, t["scale_o"]: 1.0 / descale_v,
         t["amax_s"]: amax[0], t["amax_o"]: amax[1],
     }  # fmt: skip
     workspace = torch.empty(graph.get_workspace_size(), device=q.device, dtype=torch.uint8)

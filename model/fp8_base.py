@@ -21,11 +21,16 @@ from torch import nn
 E4M3_MAX = torch.finfo(torch.float8_e4m3fn).max  # 448
 
 
-def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """float8 codes of a 2-D tensor and its per-row fp32 scales ([rows, 1]: codes * scale ≈ x)."""
-    # an all-zero row keeps a tiny scale instead of dividing by zero; its codes are zero anyway
-    scale = x.detach().abs().amax(dim=1, keepdim=True).float().clamp(min=1e-12) / E4M3_MAX
+def quantize(x: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """float8 codes of x and the fp32 scale (amax / 448, broadcast against x) with codes * scale ≈ x."""
+    # an all-zero amax keeps a tiny scale instead of dividing by zero; its codes are zero anyway
+    scale = amax.detach().float().clamp(min=1e-12) / E4M3_MAX
     return (x.float() / scale).to(torch.float8_e4m3fn), scale
+
+
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """float8 codes of a 2-D tensor and its per-row fp32 scales ([rows, 1])."""
+    return quantize(x, x.abs().amax(dim=1, keepdim=True))
 
 
 def scaled_linear(

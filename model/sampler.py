@@ -185,8 +185,11 @@ class Step1XEditSampler:
             )
         except ImportError as e:
             raise ImportError(f"fp8 mode {dit!r} needs torchao: pip install torchao") from e
-        config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()) if dit == "dynamic" else None
-        quantize_(self.transformer.dit, config or Float8WeightOnlyConfig())
+        if dit == "dynamic":
+            config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
+        else:
+            config = Float8WeightOnlyConfig()
+        quantize_(self.transformer.dit, config)
 
     def use_fp8_attention(self) -> None:
         """cuDNN's fp8 attention in every DiT block (model/fp8_attention.py; lossy, Hopper and newer)."""
