@@ -2,15 +2,29 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
-TORCH_SPEC ?= torch==2.13.0
+# torch with a matching torchvision from the local wheel mirror (a bare `torch` requirement would pull
+# whatever CUDA build PyPI has). torchvision is needed by transformers' image processors (Florence-2,
+# SAM-2, depth) and by RAFT; PyPI's torchvision does not load beside the CPU-only torch 2.13 wheel, so the
+# pair is 2.14.1 (a CUDA build that runs on the CPU).
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# Debian packages the tests use: a headless browser for the web pages, a CJK font for Chinese text,
+# and OpenCV's sample data (real photos, text images and a video the tests never ship).
+SYSTEM_PACKAGES ?= chromium fonts-wqy-microhei opencv-doc
 
-.PHONY: setup demo test lint
+.PHONY: setup system-deps demo test lint
+
+# Installs what is missing; needs root (CI runs as root) or the packages already present.
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q $(TORCH_SPEC)
 	$(BIN)/pip install -q -e '.[models,dev]'
 	touch $@
 
@@ -19,7 +33,7 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/step1x-data run subject_removal --source examples/photos --out runs/demo
 
-test: setup
+test: setup system-deps
 	$(BIN)/python -m pytest -q
 
 lint: setup
