@@ -127,6 +127,7 @@ def build_models(cfg: TrainConfig) -> tuple[Step1XEditTransformer, AutoencoderKL
         load_flux_vae,
         load_official_transformer,
         load_qwen_encoder,
+        load_transformer_folder,
         require,
         resolve_models_dir,
     )
@@ -138,9 +139,7 @@ def build_models(cfg: TrainConfig) -> tuple[Step1XEditTransformer, AutoencoderKL
         path = require(root / OFFICIAL_CHECKPOINTS[cfg.version], f"Step1X-Edit {cfg.version}")
         transformer = load_official_transformer(path, cfg.version, dtype)
     else:
-        transformer = Step1XEditTransformer.from_pretrained(
-            require(Path(cfg.init), "--init"), torch_dtype=dtype
-        )
+        transformer = load_transformer_folder(require(Path(cfg.init), "--init"), dtype)
     vae = load_flux_vae(require(root / VAE_FILE, "the Step1X-Edit VAE"))
     encoder = load_qwen_encoder(require(root / QWEN_DIR, "the Step1X-Edit MLLM encoder"))
     return transformer, vae, encoder
@@ -589,15 +588,16 @@ class Trainer:
     @torch.no_grad()
     def log_samples(self) -> None:
         """A grid source | target | prediction for the first held-out samples, to TensorBoard."""
-        from model.sampler import Step1XEditSampler
+        from model.sampler import Step1XEditPipeline
 
         acc = self.accelerator
         if not acc.is_main_process:
             return
         model = self.unwrapped()
-        sampler = Step1XEditSampler(
+        sampler = Step1XEditPipeline.from_parts(
             model, self.vae, self.features.encoder, device=acc.device, version=self.cfg.version
         )
+        sampler.set_progress_bar_config(disable=True)
         rows = []
         for i, batch in enumerate(self._val_data().epoch_batches(0)):
             if i >= self.cfg.sample_count:
