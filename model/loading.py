@@ -182,10 +182,12 @@ def load_single_file(
     dtype: torch.dtype = torch.bfloat16,
     vae_path: str | os.PathLike | None = None,
     qwen_path: str | os.PathLike | None = None,
+    transformer_config: dict | None = None,
     **components,
 ) -> Step1XEditPipeline:
     """The pipeline around an official checkpoint file; `components` (vae, text_encoder, processor)
-    replace the ones that would be loaded from beside it."""
+    replace the ones that would be loaded from beside it. transformer_config: dimensions other than the
+    released ones (Step1XEditTransformer arguments; the RoPE axes cannot be read from the weights)."""
     checkpoint = require(Path(checkpoint), "Step1X-Edit")
     version = official_version(checkpoint)
     vae = components.get("vae")
@@ -198,7 +200,7 @@ def load_single_file(
             near = [checkpoint.parent / QWEN_DIR, checkpoint.parent.parent / QWEN_DIR]
             qwen_path = next((p for p in near if p.exists()), near[-1])
         text_encoder, processor = load_qwen(require(Path(qwen_path), "the Step1X-Edit MLLM encoder"), dtype)
-    transformer = load_official_transformer(checkpoint, version, dtype)
+    transformer = load_official_transformer(checkpoint, version, dtype, **(transformer_config or {}))
     return cls(make_scheduler(), vae, text_encoder, processor, transformer, version=version)
 
 

@@ -226,16 +226,24 @@ class Step1XEditPipeline(DiffusionPipeline):
         torch_dtype: torch.dtype = torch.bfloat16,
         vae_path: str | os.PathLike | None = None,
         qwen_path: str | os.PathLike | None = None,
+        transformer_config: dict | None = None,
         **components,
     ) -> Step1XEditPipeline:
         """An official checkpoint (step1x-edit-i1258 / -v1p1-official.safetensors; the version is read from
         its keys), with vae.safetensors beside it and Qwen2.5-VL-7B-Instruct/ beside it or one folder up
         (the reference's model folder, or this project's models folder), unless given as paths or as
-        components (vae=, text_encoder=, processor=), as diffusers' from_single_file takes them."""
+        components (vae=, text_encoder=, processor=), as diffusers' from_single_file takes them.
+        transformer_config: other dimensions than the released model's (tests' tiny checkpoints)."""
         from model.loading import load_single_file
 
         return load_single_file(
-            cls, pretrained_model_link_or_path, torch_dtype, vae_path, qwen_path, **components
+            cls,
+            pretrained_model_link_or_path,
+            torch_dtype,
+            vae_path,
+            qwen_path,
+            transformer_config,
+            **components,
         )
 
     def save_pretrained(self, save_directory: str | os.PathLike, **_) -> None:

@@ -19,7 +19,7 @@ from model.convert import (
 from model.transformer import Step1XEditTransformer
 
 HIDDEN, HEADS, HEAD_DIM, AXES = 32, 2, 16, (4, 6, 6)
-IN, CTX, VEC, MLLM, CONN_HEADS = 16, 32, 16, 24, 2
+IN, CTX, VEC, MLLM, CONN_HEADS = 16, 32, 16, 32, 2  # MLLM: the tiny Qwen2.5-VL width
 DEPTH, DEPTH_SINGLE, REFINER_DEPTH = 2, 2, 2
 MLP = 4 * HIDDEN
 
@@ -369,3 +369,39 @@ def test_upstream_diffusers_layout_folder_loads_to_the_reference_forward(tmp_pat
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="enable_text_token_mapping"):
         load_transformer_folder(folder, torch.float32)
+
+
+def test_from_single_file_reads_the_version_and_the_weights(tmp_path) -> None:
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    from model.loading import qwen_processor
+    from model.sampler import Step1XEditPipeline
+    from model.tiny import byte_tokenizer, tiny_qwen, tiny_vae
+
+    official = _random_official("v1.0", 5)
+    path = tmp_path / "Step1X-Edit" / "step1x-edit-i1258.safetensors"
+    path.parent.mkdir()
+    save_file(official, str(path))
+    parts = {
+        "vae": tiny_vae(),
+        "text_encoder": tiny_qwen().model,
+        "processor": qwen_processor(byte_tokenizer()),
+    }
+    pipe = Step1XEditPipeline.from_single_file(
+        path, torch_dtype=torch.float32, transformer_config=tiny_dims(), **parts
+    )
+    assert pipe.config.version == "v1.0" and pipe.recipe.cfg_truncate == 1.0  # read from the file's keys
+    assert tuple(pipe.transformer.config.reference_id_offset) == (0, 0, 0)
+    expected = convert_official_state_dict(dict(official))
+    state = pipe.transformer.state_dict()
+    assert state.keys() == expected.keys() and all(torch.equal(state[k], v) for k, v in expected.items())
+    pipe.set_progress_bar_config(disable=True)
+    photo = Image.open("examples/photos/chelsea.png")
+    assert (
+        pipe(image=photo, prompt="add a hat", size_level=32, num_inference_steps=2).images[0].size
+        == photo.size
+    )
+    # without a text encoder it looks for Qwen2.5-VL-7B-Instruct/ beside the file, then one folder up
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "Qwen2.5-VL-7B-Instruct")):
+        Step1XEditPipeline.from_single_file(path, transformer_config=tiny_dims(), vae=tiny_vae())
