@@ -182,6 +182,9 @@ def tiny_pipeline(device: str = "cpu") -> Step1XEditPipeline:
 def build_pipeline(args: argparse.Namespace) -> Step1XEditPipeline:
     """The pipeline the model flags describe, with their speed options applied."""
     if args.tiny:
+        # the tiny model's tensors are so small that OpenMP's hand-offs cost more than they save: one
+        # thread edited 10x faster than two on a busy 2-core machine (bench/RESULTS.md)
+        torch.set_num_threads(1)
         pipe = tiny_pipeline(args.device)
     elif args.pipeline_dir:
         pipe = Step1XEditPipeline.from_pretrained(args.pipeline_dir)

@@ -37,7 +37,7 @@ def test_train_flags_say_what_they_accept() -> None:
         cli_train.build_parser().parse_args(["--mode", "half"])
 
 
-def test_tiny_smoke_test_picks_a_small_size_level(tmp_path, monkeypatch) -> None:
+def test_tiny_smoke_test_picks_a_small_size_level(tmp_path, monkeypatch, keep_torch_threads) -> None:
     levels: list[int] = []
     real_edit = Step1XEditPipeline.edit
 

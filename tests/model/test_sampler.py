@@ -142,7 +142,7 @@ def test_pack_layout_and_inverse() -> None:
     assert torch.equal(unpack(tokens, 3, 4), z)
 
 
-def test_cli_tiny(tmp_path) -> None:
+def test_cli_tiny(tmp_path, keep_torch_threads) -> None:
     out = tmp_path / "out.png"
     edit_main(
         [
