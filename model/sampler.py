@@ -211,7 +211,7 @@ class Step1XEditPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike, torch_dtype: torch.dtype = torch.bfloat16, **_
+        cls, pretrained_model_name_or_path: str | os.PathLike, torch_dtype: torch.dtype = torch.bfloat16
     ) -> Step1XEditPipeline:
         """A local folder in the diffusers layout: upstream's Step1X-Edit-v1p1-diffusers or a
         `save_pretrained` output. Nothing is downloaded; weights load from safetensors only."""
@@ -246,11 +246,13 @@ class Step1XEditPipeline(DiffusionPipeline):
             **components,
         )
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **_) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True) -> None:
         """The upstream diffusers layout (model_index.json + one folder per component, safetensors); the
         transformer in upstream's Step1XEditTransformer2DModel key names and config."""
         from model.loading import save_pipeline_folder
 
+        if not safe_serialization:
+            raise ValueError("Step1XEditPipeline saves safetensors only (nothing pickled is written or read)")
         save_pipeline_folder(self, save_directory)
 
     # ---- where things run ----
@@ -370,7 +372,7 @@ class Step1XEditPipeline(DiffusionPipeline):
     def set_attention_backend(self, backend: str) -> None:
         """A diffusers attention backend for the DiT: "native" (torch SDPA picks), "_native_cudnn",
         "_native_flash", "flash" (flash-attn package), ... The connector's two blocks keep SDPA."""
-        self.transformer.dit.set_attention_backend(backend)
+        self.transformer.set_attention_backend(backend)
 
     def compile_blocks(self, fullgraph: bool = True) -> None:
         """torch.compile each repeated DiT block class once; the first edit of each size pays compilation."""

@@ -89,6 +89,11 @@ class Step1XEditTransformer(ModelMixin, ConfigMixin):
             **overrides,
         )
 
+    def set_attention_backend(self, backend: str) -> None:
+        """A diffusers attention backend ("native", "_native_cudnn", "flash", ...) for the DiT's blocks only:
+        the connector's refiner attends with a padding mask, which several backends do not take."""
+        self.dit.set_attention_backend(backend)
+
     def forward(
         self,
         latents: torch.Tensor,

@@ -157,3 +157,18 @@ def test_noise_like_upstream_is_the_reference_draw() -> None:
     # the reference: torch.randn(..., dtype=bf16, generator=torch.Generator(device).manual_seed(seed))
     noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(9), dtype=torch.bfloat16)
     assert torch.equal(first[0], pack(noise).repeat(4, 1, 1))  # both images, cond and uncond: one draw
+
+
+def test_attention_backend_applies_to_the_dit_only() -> None:
+    pipe = tiny()
+    photo = Image.open(PHOTO)
+    before = pipe(image=photo, prompt="add a hat", size_level=32, num_inference_steps=2).latents[0]
+    pipe.transformer.set_attention_backend("native")  # what a diffusers user calls
+    blocks = [*pipe.transformer.dit.transformer_blocks, *pipe.transformer.dit.single_transformer_blocks]
+    assert all(b.attn.processor._attention_backend == "native" for b in blocks)
+    refiner = pipe.transformer.connector.refiner.token_refiner.refiner_blocks[0].attn.processor
+    assert getattr(refiner, "_attention_backend", None) is None
+    after = pipe(image=photo, prompt="add a hat", size_level=32, num_inference_steps=2).latents[0]
+    assert torch.equal(after, before)  # the default already is torch SDPA
+    with pytest.raises(ValueError, match="must be one of"):
+        pipe.transformer.set_attention_backend("no-such-kernel")
