@@ -187,6 +187,8 @@ def build_pipeline(args: argparse.Namespace) -> Step1XEditPipeline:
         torch.set_num_threads(1)
         pipe = tiny_pipeline(args.device)
     elif args.pipeline_dir:
+        if args.ckpt:
+            raise SystemExit("--ckpt goes with --models-dir (the official weights), not with --pipeline-dir")
         pipe = Step1XEditPipeline.from_pretrained(args.pipeline_dir)
         pipe.set_offload(args.offload, args.device)
     else:
