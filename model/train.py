@@ -2,7 +2,8 @@
 
 Objective (the reference recipe): x_s = (1 - s) x0 + s eps with s = shift(sigmoid(N(mean, std))), target
 eps - x0, MSE over the target tokens only; the reference latents are clean and concatenated after the
-target. Randomness of step k comes from a generator seeded by (seed, k, rank), and the data stream is a
+target, at the release's RoPE ids (v1.1: (1, r+1, c+1), where its inference places them; v1.0: the target's).
+Randomness of step k comes from a generator seeded by (seed, k, rank), and the data stream is a
 pure function of (seed, epoch), so a resumed run reaches the same weights as an uninterrupted one.
 
 Checkpoints (`OUT/checkpoint-STEP/`) are safetensors + json only: `lora/` (diffusers/peft adapter, loadable
