@@ -108,8 +108,10 @@ def editscore_script(body: dict) -> Reply:
     # Two passes at seeds 42 and 43: different answers per pass, on EditScore's 0-25 scale.
     first = body["seed"] == 42
     if len(request_images(body)) == 2:
-        return Reply(text='{"reasoning": "r", "score": %s}' % ("[20, 15]" if first else "[25, 10]"))
-    return Reply(text='{"reasoning": "r", "score": %s}' % ("[20, 20]" if first else "[15, 25]"))
+        score = "[20, 15]" if first else "[25, 10]"
+    else:
+        score = "[20, 20]" if first else "[15, 25]"
+    return Reply(text=f'{{"reasoning": "r", "score": {score}}}')
 
 
 def test_editscore_protocol(eval_dir: Path) -> None:
