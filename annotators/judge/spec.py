@@ -29,6 +29,8 @@ class EditJudge(Protocol):
 
     def to_record(self) -> dict[str, Any]: ...
 
+    def with_language(self, language: Any, prompt_language: Any = None) -> EditJudge: ...
+
 
 @dataclass
 class JudgeSpec:

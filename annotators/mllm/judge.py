@@ -59,6 +59,12 @@ class ChatJudge:
         p = self.protocol
         return f"{p.name}:{model}:{self.language}{prompt}:x{p.passes}-{p.reduction}:v{p.version}"
 
+    def with_language(
+        self, language: PromptLanguage, prompt_language: PromptLanguage | None = None
+    ) -> ChatJudge:
+        """The same client and protocol judging another language's instructions."""
+        return ChatJudge(self.client, self.protocol, language, prompt_language)
+
     def to_record(self) -> dict[str, Any]:
         """What is recorded with every score: the judge's name, model, server and protocol settings."""
         config = self.client.config

@@ -37,7 +37,6 @@ from annotators.judge.heuristic import HeuristicJudge
 from annotators.judge.result import JudgeResult
 from annotators.judge.spec import BuiltJudge, EditJudge, JudgeSpec, build_judge
 from annotators.mllm.client import prepare_image
-from annotators.mllm.judge import ChatJudge
 from model.eval.aggregate import aggregate, category_table, published_table
 from model.eval.bench import Bench, BenchError, BenchRow, decode_rgb, output_path
 
@@ -118,15 +117,11 @@ def _prompt_language(language: str) -> str:
 def edit_judge_scorer(spec: JudgeSpec, languages: list[str], name: str | None = None) -> Scorer:
     """An MLLM (under a protocol) or EditReward; one judge per instruction language, one client shared."""
     built: BuiltJudge = build_judge(spec, "en", "en")
-    judges: dict[str, EditJudge] = {}
-    for language in languages:
-        code = _prompt_language(language)
-        if isinstance(built.judge, ChatJudge):
-            # The reference judges Chinese instructions with its English prompt: the published CN numbers
-            # come from that, so the prompt stays English whatever the instruction's language.
-            judges[language] = ChatJudge(built.judge.client, built.judge.protocol, code, "en")  # type: ignore[arg-type]
-        else:
-            judges[language] = built.judge
+    # The reference judges Chinese instructions with its English prompt: the published CN numbers come from
+    # that, so the prompt stays English whatever the instruction's language.
+    judges: dict[str, EditJudge] = {
+        language: built.judge.with_language(_prompt_language(language), "en") for language in languages
+    }
 
     def judge_row(row: BenchRow, source: Image.Image, edited: Image.Image) -> JudgeResult:
         return judges[row.language].judge_text(prepare_image(source), prepare_image(edited), row.instruction)
