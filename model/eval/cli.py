@@ -86,8 +86,10 @@ def generate_command(
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if not tiny and not (models_dir or ckpt):
+    if not tiny and not models_dir:
         raise click.UsageError("no model: pass --models-dir (or STEP1X_MODELS), or --tiny for a smoke run")
+    if models_dir and not Path(models_dir).is_dir():
+        raise click.UsageError(f"--models-dir {models_dir}: no such folder (nothing is downloaded)")
     settings = EditSettings(model_version, ckpt, lora_scale, tiny, size_level, steps, cfg, seed)
     options = GenerateOptions(
         device=device,
