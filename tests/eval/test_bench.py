@@ -65,7 +65,7 @@ def test_bad_rows_are_one_line_errors(tmp_path: Path, change, message: str) -> N
         Bench(str(tmp_path / "rows.parquet"))
 
 
-def test_duplicate_rows_and_missing_bench(tmp_path: Path) -> None:
+def test_duplicate_rows_missing_bench_and_no_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     records = bench_records()
     with pytest.raises(BenchError, match="key bg1 appears twice in language en"):
         Bench(str(write_bench(tmp_path / "dup", records + records[:1])))
@@ -75,3 +75,21 @@ def test_duplicate_rows_and_missing_bench(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "nowhere: no such file or folder" in result.output and "nothing is downloaded" in result.output
     assert not (tmp_path / "o").exists()
+    monkeypatch.delenv("STEP1X_MODELS", raising=False)
+    result = CliRunner().invoke(
+        main, ["generate", "--bench", str(tmp_path / "dup"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2 and "no model: pass --models-dir" in result.output
+    result = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--bench",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+            "--models-dir",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert result.exit_code == 2 and "m: no such folder (nothing is downloaded)" in result.output
