@@ -499,10 +499,9 @@ def make_sample_judge(spec: JudgeSpec, language: str, option: str) -> SampleJudg
 @click.option(
     "--judge-protocol",
     type=click.Choice(PROTOCOLS),
-    default="viescore",
-    show_default=True,
-    help="viescore: GEdit-Bench's prompts, 0-10; editscore: EditScore's prompt and sampling (a vLLM server "
-    "with the EditScore LoRA), 0-25 mapped to 0-10.",
+    help="[default: viescore] viescore: VIEScore's questions in English or Chinese, 0-10; gedit: "
+    "GEdit-Bench's exact English prompt; editscore: EditScore's prompt and sampling (a vLLM server with its "
+    "LoRA), 0-25 mapped to 0-10.",
 )
 @click.option("--judge-passes", type=int, help="Answers averaged per question (editscore) [default: 1].")
 @click.option(
@@ -513,7 +512,7 @@ def make_sample_judge(spec: JudgeSpec, language: str, option: str) -> SampleJudg
 )
 @click.option("--judge2-url", help="Server of the second judge [default: --judge-url].")
 @click.option("--judge2-model", help="Model of the second judge [default: the server's only model].")
-@click.option("--judge2-protocol", type=click.Choice(PROTOCOLS), default="viescore", show_default=True)
+@click.option("--judge2-protocol", type=click.Choice(PROTOCOLS), help="[default: viescore]")
 @click.option("--judge2-passes", type=int, help="Answers averaged per question by the second judge.")
 @click.option(
     "--editreward-dir",
@@ -568,12 +567,12 @@ def filter_command(
     judge_kind: str,
     judge_url: str | None,
     judge_model: str | None,
-    judge_protocol: str,
+    judge_protocol: str | None,
     judge_passes: int | None,
     judge2_kind: str | None,
     judge2_url: str | None,
     judge2_model: str | None,
-    judge2_protocol: str,
+    judge2_protocol: str | None,
     judge2_passes: int | None,
     editreward_dir: str | None,
     editreward_base: str | None,
@@ -611,11 +610,13 @@ def filter_command(
         "base_dir": editreward_base,
         "device": editreward_device,
     }
-    spec = JudgeSpec(judge_kind, judge_url, judge_model, judge_protocol, judge_passes, **shared)  # type: ignore[arg-type]
+    protocol = judge_protocol or ("viescore" if judge_kind == "openai" else None)
+    spec = JudgeSpec(judge_kind, judge_url, judge_model, protocol, judge_passes, **shared)  # type: ignore[arg-type]
     judges = [make_sample_judge(spec, judge_language, "--judge")]
     if judge2_kind is not None:
         url2 = judge2_url or judge_url
-        spec2 = JudgeSpec(judge2_kind, url2, judge2_model, judge2_protocol, judge2_passes, **shared)  # type: ignore[arg-type]
+        protocol2 = judge2_protocol or ("viescore" if judge2_kind == "openai" else None)
+        spec2 = JudgeSpec(judge2_kind, url2, judge2_model, protocol2, judge2_passes, **shared)  # type: ignore[arg-type]
         judges.append(make_sample_judge(spec2, judge_language, "--judge2"))
     if "openai" in (judge_kind, judge2_kind):
         # Threads beyond the request limit would only wait on it; fewer would leave the server idle.

@@ -38,7 +38,7 @@ class JudgeSpec:
     # openai: the server, the model and the protocol
     url: str | None = None
     model: str | None = None
-    protocol: str = "viescore"
+    protocol: str | None = None  # None: the caller's default protocol (an openai judge needs one)
     passes: int | None = None
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 8
@@ -56,7 +56,9 @@ class JudgeSpec:
             raise ValueError(f"{option} openai needs {option}-url")
         if self.kind == "editreward" and not self.model_dir:
             raise ValueError(f"{option} editreward needs --editreward-dir (the EditReward checkpoint folder)")
-        if self.kind != "openai" and self.protocol != "viescore":
+        if self.kind == "openai" and not self.protocol:
+            raise ValueError(f"{option} openai needs {option}-protocol")
+        if self.kind != "openai" and self.protocol:
             raise ValueError(f"{option}-protocol applies to {option} openai only")
 
 
@@ -75,7 +77,7 @@ def build_judge(
 ) -> BuiltJudge:
     """An `EditJudge` for `spec` (not the heuristic); `language` picks the instruction judged."""
     if spec.kind == "openai":
-        assert spec.url is not None, "JudgeSpec.check() first"
+        assert spec.url is not None and spec.protocol is not None, "JudgeSpec.check() first"
         model = spec.model or served_model(spec.url, spec.api_key_env, spec.timeout_s)
         client = MLLMClient(
             MLLMConfig(

@@ -53,11 +53,12 @@ class ChatJudge:
     def name(self) -> str:
         model = self.client.config.model
         prompt = "" if self.prompt_language == self.language else f":prompt-{self.prompt_language}"
-        if self.protocol.name == "viescore":
-            # The name scores were written under before protocols existed: manifests keep their meaning.
-            return f"openai:{model}:{self.language}{prompt}:v{self.protocol.version}"
         p = self.protocol
-        return f"{p.name}:{model}:{self.language}{prompt}:x{p.passes}-{p.reduction}:v{p.version}"
+        if p.name == "viescore":
+            # The name scores were written under before protocols existed: manifests keep their meaning.
+            return f"openai:{model}:{self.language}{prompt}:v{p.version}"
+        passes = f":x{p.passes}-{p.reduction}" if p.seed is not None else ""  # sampled: passes matter
+        return f"{p.name}:{model}:{self.language}{prompt}{passes}:v{p.version}"
 
     def with_language(
         self, language: PromptLanguage, prompt_language: PromptLanguage | None = None

@@ -8,9 +8,12 @@ scale asked for.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 _decoder = json.JSONDecoder()
+# An answer that is only the two scores, "[6, 8]": VIEScore's parser reads it too, and nothing is guessed.
+_BARE_PAIR = re.compile(r"^\[\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*\]$")
 
 
 def extract_json_object(text: str) -> dict[str, Any] | None:
@@ -46,6 +49,9 @@ def parse_score_pair(text: str, max_score: float = 10.0) -> tuple[list[float], s
     The scores must lie in 0..max_score, the scale the prompt asked for (10 for VIEScore, 25 for EditScore).
     """
     obj = extract_json_object(text)
+    if obj is None:
+        bare = _BARE_PAIR.match(text.strip())
+        obj = {"score": [float(bare[1]), float(bare[2])]} if bare else None
     if obj is None:
         return None
     raw = obj.get("score")

@@ -4,8 +4,13 @@ Every protocol asks two questions per edit, as GEdit-Bench's VIEScore does: SC f
 instruction (answer: [edit success, not over-edited]) and PQ from the edited image alone (answer:
 [naturalness, no artifacts]); each question's score is the min of its pair, mapped to 0-10.
 
-- `viescore`: the GEdit-Bench judge. Prompts on a 0-10 scale, text first then the images (the GPT-4.1 judge's
-  layout), greedy decoding, one pass. Prompts in English and in Chinese (see `VIESCORE_PROMPTS`).
+- `viescore`: VIEScore's questions on a 0-10 scale in this project's wording, in English and in Chinese (a
+  Chinese instruction can be judged by a Chinese prompt); text first then the images, greedy, one pass. The
+  filter's default.
+- `gedit`: GEdit-Bench's judge prompt exactly (VIEScore's "tie" prompts as the reference's viescore package
+  composes them), English only; text first then the images (its GPT-4.1 judge's layout; its Qwen2.5-VL
+  judge put the images first), greedy (its GPT-4.1 calls used the API's default temperature). The
+  evaluation's default: the protocol behind published G_/Q_ numbers.
 - `editscore`: EditScore (VectorSpaceLab/EditScore, arXiv 2509.23909), LoRA reward models on Qwen2.5-VL /
   Qwen3-VL, served by vLLM. It was fine-tuned on one prompt, so the prompt is reproduced exactly: VIEScore's
   rules on a 0-25 scale with a reasoning-first answer. The images come first, each after a label "<imgN>: "
@@ -21,7 +26,7 @@ the filter compares before reusing a manifest's scores.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from annotators.mllm.client import Part, Sampling
@@ -105,9 +110,19 @@ VIESCORE_PROMPTS: dict[str, dict[str, str]] = {
     },
 }
 
-# EditScore's prompt, reproduced character for character (editscore/vie_prompts.py and EditScore.__init__ at
-# VectorSpaceLab/EditScore 6e0f1b9): the LoRA was trained on exactly this text, so a paraphrase would be a
-# different judge. Its rules are written for 0-10; EditScore replaces every "10" in them with the score range.
+# VIEScore's prompt texts, reproduced character for character: GEdit-Bench's scores come from exactly these,
+# and EditScore's LoRA was trained on them (VectorSpaceLab/EditScore 6e0f1b9, editscore/vie_prompts.py, the
+# same rule texts as VIEScore's; GEdit-Bench's copy joins context + rules with "\n", as EditScore does). The
+# rules are written for 0-10; EditScore replaces every "10" in them with its score range. GEdit-Bench's
+# context asks for the score first, EditScore's for the reasoning first.
+_GEDIT_CONTEXT = (
+    "You are a professional digital artist. You will have to evaluate the effectiveness of the AI-generated "
+    "image(s) based on given rules.\n"
+    "All the input images are AI-generated. All human in the images are AI-generated too. so you need not "
+    "worry about the privacy confidentials.\n\n"
+    "You will have to give your output in this way (Keep your reasoning concise and short.):\n"
+    '{\n"score" : [...],\n"reasoning" : "..."\n}'
+)
 _EDITSCORE_CONTEXT = (
     "You are a professional digital artist. You will have to evaluate the effectiveness of the AI-generated "
     "image(s) based on given rules.\n"
@@ -116,7 +131,7 @@ _EDITSCORE_CONTEXT = (
     "IMPORTANT: You will have to give your output in this way (Keep your reasoning concise and short.):\n"
     '{\n"reasoning" : "...",\n"score" : [...]\n}\n'
 )
-_EDITSCORE_TWO_IMAGE_RULE = (
+_TWO_IMAGE_RULE = (
     "RULES:\n\n"
     "Two images will be provided: The first being the original AI-generated image and the second being an "
     "edited version of the first.\n"
@@ -124,7 +139,7 @@ _EDITSCORE_TWO_IMAGE_RULE = (
     "image.\n\n"
     "Note that sometimes the two images might look identical due to the failure of image edit.\n"
 )
-_EDITSCORE_SC_RULE = (
+_TIE_SC_RULE = (
     "\nFrom scale 0 to 10: \n"
     "A score from 0 to 10 will be given based on the success of the editing. (0 indicates that the scene in "
     "the edited image does not follow the editing instruction at all. 10 indicates that the scene in the "
@@ -136,7 +151,7 @@ _EDITSCORE_SC_RULE = (
     "success and 'score2' evaluates the degree of overediting.\n\n"
     "Editing instruction: <instruction>\n"
 )
-_EDITSCORE_PQ_RULE = (
+_PQ_RULE = (
     "RULES:\n\n"
     "The image is an AI-generated image.\n"
     "The objective is to evaluate how successfully the image has been generated.\n\n"
@@ -158,14 +173,20 @@ _EDITSCORE_PQ_RULE = (
 EDITSCORE_RANGE = 25
 
 
+def gedit_prompts() -> dict[str, str]:
+    """GEdit-Bench's SC prompt (with "<instruction>" to fill in) and PQ prompt."""
+    return {
+        "sc": "\n".join([_GEDIT_CONTEXT, _TWO_IMAGE_RULE, _TIE_SC_RULE]),
+        "pq": "\n".join([_GEDIT_CONTEXT, _PQ_RULE]),
+    }
+
+
 def editscore_prompts(score_range: int = EDITSCORE_RANGE) -> dict[str, str]:
     """EditScore's SC prompt (with "<instruction>" to fill in) and PQ prompt for a score range."""
     scale = str(score_range)
     return {
-        "sc": "\n".join(
-            [_EDITSCORE_CONTEXT, _EDITSCORE_TWO_IMAGE_RULE, _EDITSCORE_SC_RULE.replace("10", scale)]
-        ),
-        "pq": "\n".join([_EDITSCORE_CONTEXT, _EDITSCORE_PQ_RULE.replace("10", scale)]),
+        "sc": "\n".join([_EDITSCORE_CONTEXT, _TWO_IMAGE_RULE, _TIE_SC_RULE.replace("10", scale)]),
+        "pq": "\n".join([_EDITSCORE_CONTEXT, _PQ_RULE.replace("10", scale)]),
     }
 
 
@@ -193,13 +214,16 @@ class ChatProtocol:
         if self.name == "viescore":
             p = VIESCORE_PROMPTS[language]
             return p["context"] + p["sc"].replace("{instruction}", instruction)
-        return editscore_prompts(self.score_range)["sc"].replace("<instruction>", instruction)
+        return self._prompts()["sc"].replace("<instruction>", instruction)
 
     def pq_prompt(self, language: PromptLanguage) -> str:
         if self.name == "viescore":
             p = VIESCORE_PROMPTS[language]
             return p["context"] + p["pq"]
-        return editscore_prompts(self.score_range)["pq"]
+        return self._prompts()["pq"]
+
+    def _prompts(self) -> dict[str, str]:
+        return gedit_prompts() if self.name == "gedit" else editscore_prompts(self.score_range)
 
     def parts(self, prompt: str, images: list[bytes]) -> list[Part]:
         if not self.images_first:
@@ -213,7 +237,7 @@ class ChatProtocol:
         if self.seed is None:
             return self.sampling
         # A retry after an unreadable answer must not repeat it: a seeded server would give the same text.
-        return Sampling(**{**self.sampling.__dict__, "seed": self.seed + pass_index + 1000 * attempt})
+        return replace(self.sampling, seed=self.seed + pass_index + 1000 * attempt)
 
     def to_ten(self, score: float) -> float:
         # 0-10 answers are kept as they are, bit for bit (a round trip through * 10 / 10 need not be).
@@ -233,12 +257,13 @@ class ChatProtocol:
             "score_range": self.score_range,
             "passes": self.passes,
             "reduction": self.reduction,
-            "sampling": {k: v for k, v in self.sampling.__dict__.items() if v is not None},
+            "sampling": {k: v for k, v in asdict(self.sampling).items() if v is not None},
             "seed": self.seed,
         }
 
 
 VIESCORE = ChatProtocol(name="viescore", version=1, score_range=10, images_first=False)
+GEDIT = ChatProtocol(name="gedit", version=1, score_range=10, images_first=False)
 
 
 def editscore(passes: int = 1, reduction: Reduction = "average_last", seed: int = 42) -> ChatProtocol:
@@ -254,17 +279,17 @@ def editscore(passes: int = 1, reduction: Reduction = "average_last", seed: int 
     )
 
 
-PROTOCOLS = ("viescore", "editscore")
+PROTOCOLS = ("viescore", "gedit", "editscore")
 
 
 def chat_protocol(
     name: str, passes: int | None = None, reduction: Reduction = "average_last"
 ) -> ChatProtocol:
     """A protocol by name; `passes` None is the protocol's own default (1)."""
-    if name == "viescore":
+    if name in ("viescore", "gedit"):
         if passes not in (None, 1):
-            raise ValueError("viescore is greedy: several passes would give the same answer")
-        return VIESCORE
+            raise ValueError(f"{name} is greedy: several passes would give the same answer")
+        return VIESCORE if name == "viescore" else GEDIT
     if name == "editscore":
         return editscore(passes or 1, reduction)
     raise ValueError(f"unknown judge protocol {name!r}: expected one of {', '.join(PROTOCOLS)}")

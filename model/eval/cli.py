@@ -122,7 +122,12 @@ def generate_command(
     "--judge-url", envvar="STEP1X_JUDGE_URL", help="OpenAI-compatible server, e.g. http://vllm:8000/v1."
 )
 @click.option("--judge-model", envvar="STEP1X_JUDGE_MODEL", help="[default: the server's only model]")
-@click.option("--judge-protocol", type=click.Choice(PROTOCOLS), default="viescore", show_default=True)
+@click.option(
+    "--judge-protocol",
+    type=click.Choice(PROTOCOLS),
+    help="[default: gedit] gedit: GEdit-Bench's own prompt (comparable with published numbers); viescore: "
+    "this project's bilingual wording; editscore: EditScore's prompt and sampling.",
+)
 @click.option("--judge-passes", type=int, help="Answers averaged per question (editscore).")
 @click.option(
     "--editreward-dir", type=click.Path(exists=True, file_okay=False), help="EditReward checkpoint."
@@ -153,7 +158,7 @@ def score_command(
     judge_kind: str,
     judge_url: str | None,
     judge_model: str | None,
-    judge_protocol: str,
+    judge_protocol: str | None,
     judge_passes: int | None,
     editreward_dir: str | None,
     editreward_base: str | None,
@@ -186,7 +191,7 @@ def score_command(
             judge_kind,  # type: ignore[arg-type]
             judge_url,
             judge_model,
-            judge_protocol,
+            judge_protocol or ("gedit" if judge_kind == "openai" else None),
             judge_passes,
             api_key_env,
             concurrency,

@@ -11,8 +11,8 @@ sub-scores, the model the server reported). OUT/scores/NAME/judge.json records t
 and request accounting; report.json and report.md the aggregation. A rerun reuses the rows the same judge
 already scored; the MLLM's answers are in its cache, so a rejudge costs no request either.
 
-The offline heuristic judge measures pixels only: its numbers are labelled as such and are not comparable
-with published GEdit-Bench scores.
+The default judge protocol is `gedit`, GEdit-Bench's own prompt. The offline heuristic judge measures pixels
+only: its numbers are labelled as such and are not comparable with published GEdit-Bench scores.
 """
 
 from __future__ import annotations
@@ -135,14 +135,17 @@ def edit_judge_scorer(spec: JudgeSpec, languages: list[str], name: str | None = 
     base = built.judge.to_record()
     if spec.kind == "openai":
         protocol, model = base["protocol"], base["model"]
-        prefix = {"viescore": _viescore_prefix(model), "editscore": "E"}[protocol]
-        comparable = protocol == "viescore"
-        note = (
-            f"VIEScore (GEdit-Bench's protocol) judged by {model}: comparable to published numbers of the "
-            "same judge model (G_ = GPT-4.1, Q_ = Qwen2.5-VL-72B), which drift between judge versions"
-            if comparable
-            else f"{protocol} judged by {model}: not GEdit-Bench's judge; compare with runs scored alike"
-        )
+        prefix = {"gedit": _gedit_prefix(model), "viescore": "V", "editscore": "E"}[protocol]
+        comparable = protocol == "gedit"
+        notes = {
+            "gedit": f"GEdit-Bench's judge prompt, judged by {model}: comparable to published numbers of the "
+            "same judge model (G_ = GPT-4.1, Q_ = Qwen2.5-VL-72B), which drift between judge versions",
+            "viescore": f"viescore (this project's wording of VIEScore) judged by {model}: use "
+            "--judge-protocol gedit to compare with published numbers",
+            "editscore": f"editscore judged by {model}: not GEdit-Bench's judge; compare with runs scored "
+            "alike",
+        }
+        note = notes[protocol]
         default_name = f"{protocol}-{model}"
     else:
         prefix, comparable, default_name = "R", False, "editreward"
@@ -159,7 +162,7 @@ def edit_judge_scorer(spec: JudgeSpec, languages: list[str], name: str | None = 
     )
 
 
-def _viescore_prefix(model: str) -> str:
+def _gedit_prefix(model: str) -> str:
     lower = model.lower()
     return "G" if "gpt" in lower else "Q" if "qwen" in lower else "V"
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from gedit_inputs import eval_cli
 from PIL import Image
 
-from annotators.mllm.protocols import editscore_prompts
+from annotators.mllm.protocols import editscore_prompts, gedit_prompts
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images, request_text
 from model.eval.cli import main
 
@@ -55,7 +55,7 @@ def _score(out: Path, url: str, *args: str) -> str:
     return eval_cli("score", str(out), "--judge", "openai", "--judge-url", url, "--concurrency", "4", *args)
 
 
-def test_viescore_protocol_tables_and_resume(eval_dir: Path) -> None:
+def test_gedit_protocol_tables_and_resume(eval_dir: Path) -> None:
     with ScriptedServer(viescore_script, models=("gpt-4.1-scripted",)) as server:
         output = _score(eval_dir, server.url)
         asked = len(server.requests)
@@ -67,19 +67,19 @@ def test_viescore_protocol_tables_and_resume(eval_dir: Path) -> None:
     sc_requests = [r["body"] for r in server.requests if len(request_images(r["body"])) == 2]
     for body in sc_requests:
         assert body["messages"][0]["content"][0]["type"] == "text"
-        assert request_text(body).startswith("You are a professional digital artist.")
+        assert request_text(body) == gedit_prompts()["sc"].replace("<instruction>", _instruction(body))
         assert len(set(_sizes(body))) == 1 and _sizes(body)[0] in PQ_BY_SIZE
     assert {_instruction(b) for b in sc_requests} == {*SC_ANSWERS, "Make it look like sunset."}
 
-    folder = eval_dir / "scores" / "viescore-gpt-4.1-scripted"
+    folder = eval_dir / "scores" / "gedit-gpt-4.1-scripted"
     rows = {(r["key"], r["language"]): r for r in pq.read_table(folder / "scores.parquet").to_pylist()}
-    assert rows[("bg1", "en")]["judge"] == "openai:gpt-4.1-scripted:en:v1"
-    assert rows[("bg1", "cn")]["judge"] == "openai:gpt-4.1-scripted:zh:prompt-en:v1"
+    assert rows[("bg1", "en")]["judge"] == "gedit:gpt-4.1-scripted:en:v1"
+    assert rows[("bg1", "cn")]["judge"] == "gedit:gpt-4.1-scripted:zh:prompt-en:v1"
     assert json.loads(rows[("bg1", "en")]["details"])["served_model"] == "gpt-4.1-scripted"
     failed = rows[("tone1", "en")]
     assert (failed["status"], failed["reason"], failed["sc"]) == ("judge_failed", "sc_unparseable", None)
     judge = json.loads((folder / "judge.json").read_text())
-    assert judge["model"] == "gpt-4.1-scripted" and judge["protocol"] == "viescore"
+    assert judge["model"] == "gpt-4.1-scripted" and judge["protocol"] == "gedit"
     assert judge["prefix"] == "G" and judge["comparable_to_published"] is True
 
     agg = json.loads((folder / "report.json").read_text())["aggregate"]

@@ -13,7 +13,7 @@ from annotators.mllm.cache import cache_key
 from annotators.mllm.client import MLLMClient, MLLMConfig, Sampling
 from annotators.mllm.judge import ChatJudge
 from annotators.mllm.parse import parse_score_pair
-from annotators.mllm.protocols import VIESCORE, chat_protocol, editscore, editscore_prompts
+from annotators.mllm.protocols import VIESCORE, chat_protocol, editscore, editscore_prompts, gedit_prompts
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images
 
 INSTRUCTION = {"en": "Give the photo a warm golden-hour tone.", "zh": "把照片调成温暖的黄昏色调。"}
@@ -23,8 +23,15 @@ def _client(server: ScriptedServer, tmp_path: Path) -> MLLMClient:
     return MLLMClient(MLLMConfig(base_url=server.url, model="m", timeout_s=5, cache_dir=str(tmp_path / "c")))
 
 
-def test_editscore_prompt_is_viescore_rules_on_its_scale() -> None:
+def test_gedit_and_editscore_prompts_share_viescore_rules() -> None:
+    gedit = gedit_prompts()
+    # GEdit-Bench's judge: score first, 0-10, the rules joined to the context by a newline.
+    assert gedit["sc"].startswith("You are a professional digital artist.")
+    assert '{\n"score" : [...],\n"reasoning" : "..."\n}\nRULES:' in gedit["sc"]
+    assert gedit["sc"].count("0 to 10") == 3 and gedit["sc"].endswith("Editing instruction: <instruction>\n")
+    assert gedit["pq"].endswith("Put the score in a list such that output score = [naturalness, artifacts]\n")
     prompts = editscore_prompts()
+    assert prompts["sc"].split("RULES:", 1)[1] == gedit["sc"].split("RULES:", 1)[1].replace("10", "25")
     sc, pq = prompts["sc"], prompts["pq"]
     assert sc.startswith("You are a professional digital artist.") and pq.startswith("You are a professional")
     # Reasoning first, then the scores: the answer format the LoRA was trained to give.
@@ -44,6 +51,8 @@ def test_editscore_prompt_is_viescore_rules_on_its_scale() -> None:
         ('{"reasoning": "r", "score": [25, 12.5]}', 25, ([25.0, 12.5], "r")),
         ('{"reasoning": "r", "score": [26, 12]}', 25, None),
         ('{"score": [12, 3]}', 10, None),
+        (" [6, 8.5]\n", 10, ([6.0, 8.5], "")),  # only the scores: nothing to guess
+        ("[6, 8] and more", 10, None),
     ],
 )
 def test_scores_are_checked_against_the_scale_asked_for(text: str, max_score: int, expected: object) -> None:
@@ -106,9 +115,10 @@ def test_cache_keys(tmp_path: Path, source_jpeg: bytes) -> None:
     assert server.requests[2]["body"]["seed"] == 1 and "top_k" not in server.requests[2]["body"]
 
 
-def test_viescore_name_is_unchanged(tmp_path: Path) -> None:
+def test_judge_names(tmp_path: Path) -> None:
     with ScriptedServer(lambda body: Reply(text="{}")) as server, _client(server, tmp_path) as client:
         assert ChatJudge(client, VIESCORE).name == "openai:m:en:v1"  # the name manifests were scored under
+        assert ChatJudge(client, chat_protocol("gedit"), "zh", "en").name == "gedit:m:zh:prompt-en:v1"
         assert ChatJudge(client, VIESCORE, "zh", "en").name == "openai:m:zh:prompt-en:v1"
         assert ChatJudge(client, editscore(4)).name == "editscore:m:en:x4-average_last:v1"
         with pytest.raises(ValueError, match="editscore has no zh prompt"):
