@@ -148,7 +148,7 @@ def generate_command(
     type=click.Path(file_okay=False, path_type=Path),
     help="Judge answer cache [default: OUT/cache/judge].",
 )
-@click.option("--name", help="OUT/scores/NAME [default: from the judge, e.g. viescore-gpt-4.1].")
+@click.option("--name", help="OUT/scores/NAME [default: from the judge, e.g. gedit-gpt-4.1].")
 @click.option("--language", "languages", multiple=True, help="Only these languages.")
 @click.option("--workers", default=None, type=int, help="Judge threads [default: --concurrency].")
 @click.option("--rejudge", is_flag=True, help="Judge again rows this judge already scored.")
