@@ -1,5 +1,6 @@
-"""The entry points of `step1x-edit` and `step1x-train`: a missing optional dependency is reported as one
-line naming the extra that installs it (the package's import already silenced the known start-up noise)."""
+"""The entry points of `step1x-edit`, `step1x-train` and `step1x-eval`: a missing optional dependency is
+reported as one line naming the extra that installs it (the package's import already silenced the known
+start-up noise)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,7 @@ def edit(argv: list[str] | None = None) -> None:
 
 def train(argv: list[str] | None = None) -> None:
     run("model.cli_train", "step1x-train", argv)
+
+
+def evaluate(argv: list[str] | None = None) -> None:
+    run("model.eval.cli", "step1x-eval", argv)
