@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines.cli_publish import report_command
 from pipelines.config import RunConfig
 from pipelines.filter import filter_command
 from pipelines.inspect_run import inspect_command
@@ -154,6 +155,7 @@ def task_entry(task: str) -> None:
 main.add_command(inspect_command)
 main.add_command(filter_command)
 main.add_command(judge_agreement_command)
+main.add_command(report_command)
 
 
 if __name__ == "__main__":
