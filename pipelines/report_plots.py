@@ -39,7 +39,7 @@ def samples_per_category(contents: RunContents, path: Path) -> bool:
     if samples.empty:
         return False
     counts = samples.groupby(["task", "status"]).size().unstack(fill_value=0)
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(counts)))
+    fig, ax = plt.subplots(figsize=(7, max(2.6, 0.8 + 0.45 * len(counts))))
     left = np.zeros(len(counts))
     for status, colour in STATUS_COLOURS.items():
         if status in counts:
@@ -123,7 +123,7 @@ def reject_reasons(contents: RunContents, path: Path) -> bool:
     if not bars:
         return False
     bars.sort(key=lambda bar: -bar[1])
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.4 * len(bars)))
+    fig, ax = plt.subplots(figsize=(7, max(2.6, 0.9 + 0.4 * len(bars))))
     ax.barh([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
     ax.invert_yaxis()
     ax.set_xlabel("count")
@@ -229,7 +229,7 @@ def stage_throughput(contents: RunContents, path: Path) -> bool:
     ]
     if not segments:
         return False
-    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.5 * len(segments)))
+    fig, ax = plt.subplots(figsize=(7, max(2.6, 0.9 + 0.5 * len(segments))))
     ax.barh([s[0] for s in segments], [s[1] for s in segments], color="#457b9d")
     ax.invert_yaxis()
     ax.set_xlabel("samples / s (whole run)")
