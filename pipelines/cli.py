@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipelines.cli_publish import report_command
+from pipelines.cli_publish import release_command, report_command, verify_command
 from pipelines.config import RunConfig
 from pipelines.filter import filter_command
 from pipelines.inspect_run import inspect_command
@@ -156,6 +156,8 @@ main.add_command(inspect_command)
 main.add_command(filter_command)
 main.add_command(judge_agreement_command)
 main.add_command(report_command)
+main.add_command(release_command)
+main.add_command(verify_command)
 
 
 if __name__ == "__main__":

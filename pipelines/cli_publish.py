@@ -64,3 +64,62 @@ def report_command(
         f"rejected, {status['unjudged']} unjudged), {summary['source_rejects']} rejected sources, "
         f"{sum(summary['gallery'].values())} in the gallery; {summary['seconds']:.1f} s"
     )
+
+
+@click.command("release")
+@click.argument("runs", nargs=-1, required=True)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Release folder."
+)
+@click.option("--view", default=None, help="Filter view whose kept samples are released [default: kept].")
+@click.option("--negatives", is_flag=True, help="Also release the view's rejected samples (data/negatives).")
+@click.option(
+    "--name", default="step1x-data edits", show_default=True, help="The dataset's name in its card."
+)
+@click.option(
+    "--licence",
+    default="other",
+    show_default=True,
+    help="The dataset's licence id for the card (e.g. cc-by-4.0); each sample keeps its source's licence.",
+)
+@click.option("--shard-size", default=1000, show_default=True, help="Samples per tar.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
+def release_command(
+    runs: tuple[str, ...],
+    out: Path,
+    view: str | None,
+    negatives: bool,
+    name: str,
+    licence: str,
+    shard_size: int,
+    overwrite: bool,
+) -> None:
+    """Write the kept samples of RUN folders as a dataset: shards, checksummed manifest, dataset card."""
+    release = _module("pipelines.release")
+    try:
+        contents = read_runs(list(runs), view)
+        manifest = release.build_release(
+            contents,
+            out,
+            release.ReleaseOptions(
+                name=name, licence=licence, negatives=negatives, shard_size=shard_size, overwrite=overwrite
+            ),
+        )
+    except (RunReadError, release.ReleaseError) as error:
+        raise click.ClickException(str(error)) from None
+    splits = ", ".join(f"{split}: {n} samples" for split, n in manifest["splits"].items())
+    click.echo(f"{out}: {splits}; {len(manifest['files'])} files (manifest.json, README.md)")
+
+
+@click.command("verify")
+@click.argument("release_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def verify_command(release_dir: Path) -> None:
+    """Check a release folder against its manifest.json (sizes, SHA-256, sample counts, the card)."""
+    from pipelines.verify_release import verify_release
+
+    problems, totals = verify_release(release_dir)
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        raise click.ClickException(f"{release_dir}: {len(problems)} problem(s)")
+    click.echo(f"{release_dir}: OK, {totals['files']} files, {totals['samples']} samples match manifest.json")
