@@ -1,28 +1,30 @@
 """Real runs for the report, release and serve tests: `step1x-data run` of subject_removal (local edits with
 masks, some sources rejected) and tone_transformation (global edits) on the example photos, then
-`step1x-data filter --judge heuristic`, all through the installed console script, once per session."""
+`step1x-data filter --judge heuristic`, once per session. Commands go through the project's click group in
+this process (the console script's start-up alone takes seconds on a 2-core machine)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
+
+from pipelines.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/browser.py, shared with other page tests
 from browser import chromium, page  # noqa: E402, F401
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTOS = REPO / "examples" / "photos"
-CLI = Path(sys.executable).with_name("step1x-data")
 
 
-def step1x_data(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(CLI), *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def step1x_data(*args: str | Path | float, exit_code: int = 0) -> Result:
+    """`step1x-data ARGS`; the exit code is checked (1: a one-line error on stderr)."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exit_code != exit_code:
+        raise AssertionError(f"exit {result.exit_code}: {result.output}") from result.exception
     return result
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import datasets
@@ -13,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-from conftest import CLI, REPO, step1x_data
+from conftest import step1x_data
 from huggingface_hub import DatasetCard
 
 from pipelines.release import sha256_of
@@ -135,10 +134,6 @@ def test_load_with_datasets_and_the_trainer(release: Path, tone_run: Path) -> No
     assert 0 < sum(len(r) for r in refs.values()) < kept.num_rows
 
 
-def _verify(release: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CLI), "verify", str(release)], cwd=REPO, capture_output=True, text=True)
-
-
 def test_verify_finds_every_kind_of_damage(release: Path, tmp_path: Path) -> None:
     assert "OK" in step1x_data("verify", release).stdout
     copy = Path(shutil.copytree(release, tmp_path / "copy"))
@@ -148,8 +143,7 @@ def test_verify_finds_every_kind_of_damage(release: Path, tmp_path: Path) -> Non
     tar.write_bytes(bytes(data))
     (copy / "data" / "negatives" / "shard-000000.parquet").unlink()
     (copy / "data" / "train" / "extra.txt").write_text("not released")
-    result = _verify(copy)
-    assert result.returncode == 1
+    result = step1x_data("verify", copy, exit_code=1)
     assert f"data/train/{tar.name}: SHA-256 differs from the manifest" in result.stderr
     assert "data/negatives/shard-000000.parquet: missing" in result.stderr
     assert "data/train/extra.txt: not in manifest.json" in result.stderr
@@ -160,8 +154,8 @@ def test_verify_finds_every_kind_of_damage(release: Path, tmp_path: Path) -> Non
     tar.write_bytes(tar.read_bytes()[:20_000])
     shutil.copy(release / "data/negatives/shard-000000.parquet", copy / "data/negatives/shard-000000.parquet")
     (copy / "data" / "train" / "extra.txt").unlink()
-    result = _verify(copy)
-    assert result.returncode == 1 and "bytes, the manifest says" in result.stderr
+    result = step1x_data("verify", copy, exit_code=1)
+    assert "bytes, the manifest says" in result.stderr
 
 
 def test_release_refusals(removal_run: Path, release: Path, tmp_path: Path) -> None:
@@ -169,7 +163,7 @@ def test_release_refusals(removal_run: Path, release: Path, tmp_path: Path) -> N
         ([str(removal_run), "--out", str(release)], "exists; choose another --out or pass --overwrite"),
         ([str(removal_run), "--out", str(tmp_path / "r"), "--view", "strict"], "no view 'strict'"),
     ):
-        result = subprocess.run([str(CLI), "release", *args], cwd=REPO, capture_output=True, text=True)
-        assert result.returncode == 1 and message in result.stderr
+        result = step1x_data("release", *args, exit_code=1)
+        assert message in result.stderr
     assert not (tmp_path / "r").exists()
     assert not list(tmp_path.glob(".r.partial-*"))  # nothing half-written is left behind

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-from conftest import CLI, REPO, make_run, step1x_data
+from conftest import make_run, step1x_data
 from PIL import Image
 
 from pipelines.report import pick_gallery
@@ -187,9 +186,8 @@ def test_unjudged_run_and_bad_folders(tmp_path: Path) -> None:
     assert not any("survival" in p or "histograms" in p for p in summary["plots"])  # nothing judged to plot
 
     for args, message in (
-        ([str(tmp_path)], "is not a run folder"),
-        ([str(run), "--view", "strict"], "no view 'strict'"),
+        ([tmp_path], "is not a run folder"),
+        ([run, "--view", "strict"], "no view 'strict'"),
     ):
-        result = subprocess.run([str(CLI), "report", *args], cwd=REPO, capture_output=True, text=True)
-        assert result.returncode == 1
+        result = step1x_data("report", *args, exit_code=1)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
