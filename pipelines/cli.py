@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipelines.cli_publish import release_command, report_command, verify_command
+from pipelines.cli_publish import release_command, report_command, serve_command, verify_command
 from pipelines.config import RunConfig
 from pipelines.filter import filter_command
 from pipelines.inspect_run import inspect_command
@@ -158,6 +158,7 @@ main.add_command(judge_agreement_command)
 main.add_command(report_command)
 main.add_command(release_command)
 main.add_command(verify_command)
+main.add_command(serve_command)
 
 
 if __name__ == "__main__":

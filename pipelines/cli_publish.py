@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import shutil
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -123,3 +124,48 @@ def verify_command(release_dir: Path) -> None:
             click.echo(problem, err=True)
         raise click.ClickException(f"{release_dir}: {len(problems)} problem(s)")
     click.echo(f"{release_dir}: OK, {totals['files']} files, {totals['samples']} samples match manifest.json")
+
+
+@click.command("serve")
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port (0: any free port).")
+@click.option("--view", default=None, help="View deciding kept/rejected [default: kept, else the only one].")
+@click.option("--per-task", default=48, show_default=True, help="Gallery samples per category.")
+@click.option(
+    "--poll", default=3.0, show_default=True, help="Seconds between the page's checks for new data."
+)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the pages and thumbnails are built [default: a temporary folder].",
+)
+def serve_command(
+    runs: tuple[str, ...],
+    host: str,
+    port: int,
+    view: str | None,
+    per_task: int,
+    poll: float,
+    cache: Path | None,
+) -> None:
+    """Browse RUN folders live while they are written: the report, rebuilt as shards are committed."""
+    report = _module("pipelines.report")
+    serve = _module("pipelines.serve")
+    out = cache or Path(tempfile.mkdtemp(prefix="step1x-serve-"))
+    live = serve.LiveReport(
+        list(runs), out, report.ReportOptions(view=view, per_task=per_task, live=True, poll_seconds=poll)
+    )
+    try:
+        server = serve.make_server(live, host, port)
+    except RunReadError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
+    click.echo(f"serving {', '.join(runs)} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

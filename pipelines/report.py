@@ -29,7 +29,7 @@ import pandas as pd
 from PIL import Image
 
 from pipelines import report_plots
-from pipelines.run_contents import SCORES, STATUSES, RunContents
+from pipelines.run_contents import SCORES, STATUSES, RunContents, RunInfo
 
 try:
     import jinja2
@@ -190,10 +190,10 @@ def _counts(contents: RunContents) -> dict[str, Any]:
     }
 
 
-def _progress_rows(contents: RunContents) -> list[dict[str, Any]]:
+def _progress_rows(runs: list[RunInfo]) -> list[dict[str, Any]]:
     """The latest progress snapshot of each run folder (pipelines.progress writes progress.json)."""
     rows = []
-    for info in contents.runs:
+    for info in runs:
         entries = (info.progress or {}).get("runs", [])
         if entries:
             rows.append({"url": info.url, "task": info.task, **entries[-1]})
@@ -218,6 +218,11 @@ def _runs_overview(contents: RunContents) -> list[dict[str, Any]]:
             }
         )
     return overview
+
+
+def render_progress(runs: list[RunInfo]) -> str:
+    """The progress panel alone (the live page swaps it in without reloading)."""
+    return _environment().get_template("progress.html.j2").render(progress=_progress_rows(runs))
 
 
 def _environment() -> jinja2.Environment:
@@ -284,7 +289,7 @@ def build_report(
         "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "counts": counts,
         "runs": _runs_overview(contents),
-        "progress": _progress_rows(contents),
+        "progress": _progress_rows(contents.runs),
         "figures": figures,
         "gallery": gallery,
         "reject_groups": reject_groups,

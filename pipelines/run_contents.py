@@ -163,32 +163,37 @@ def _source_rejects(folder: RunFolder) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
+def read_run_info(url: str, view: str | None = None) -> RunInfo:
+    """A run folder's small files: run.json, its views, progress.json (no manifest is read)."""
+    folder = RunFolder(url)
+    if not folder.fs.isdir(folder.root):
+        raise RunReadError(f"{url} is not a folder")
+    run_json = _read_json(folder, "run.json")
+    if run_json is None and not folder.fs.isdir(folder.path("shards")):
+        raise RunReadError(f"{url} is not a run folder (no run.json, no shards/)")
+    views = _read_views(folder)
+    return RunInfo(
+        url=url,
+        folder=folder,
+        run_json=run_json or {},
+        views=views,
+        view=_choose_view(views, view, url),
+        progress=_read_json(folder, "progress.json"),
+    )
+
+
 def read_runs(urls: list[str], view: str | None = None) -> RunContents:
     """Reads every committed sample and reject of the runs; `view` names the filter view that decides
     kept/rejected (default: `kept`, else a run's only view; with none, samples are `unjudged`)."""
     runs: list[RunInfo] = []
     samples, rejects = [], []
     for index, url in enumerate(urls):
-        folder = RunFolder(url)
-        if not folder.fs.isdir(folder.root):
-            raise RunReadError(f"{url} is not a folder")
-        run_json = _read_json(folder, "run.json")
-        if run_json is None and not folder.fs.isdir(folder.path("shards")):
-            raise RunReadError(f"{url} is not a run folder (no run.json, no shards/)")
-        views = _read_views(folder)
-        info = RunInfo(
-            url=url,
-            folder=folder,
-            run_json=run_json or {},
-            views=views,
-            view=_choose_view(views, view, url),
-            progress=_read_json(folder, "progress.json"),
-        )
+        info = read_run_info(url, view)
         runs.append(info)
-        frame = _status(_manifest_frame(folder), info)
+        frame = _status(_manifest_frame(info.folder), info)
         frame["run"] = index
         samples.append(frame)
-        run_rejects = _source_rejects(folder)
+        run_rejects = _source_rejects(info.folder)
         run_rejects["run"] = index
         rejects.append(run_rejects)
     all_samples = pd.concat(samples, ignore_index=True)
