@@ -31,6 +31,8 @@ class WorkItem:
     annotators: dict[str, dict[str, str]] = field(default_factory=dict)
     samples: list[EncodedSample] = field(default_factory=list)
     usage: dict[str, float] = field(default_factory=dict)  # MLLM requests and tokens spent on this item
+    timings: dict[str, float] = field(default_factory=dict)  # seconds each step took, in step order
+    rejected_at: str | None = None  # the step that rejected the item (None: not rejected by a step)
 
     @property
     def rejected(self) -> bool:

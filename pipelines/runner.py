@@ -193,8 +193,13 @@ def _reject_row(item: WorkItem, task: str) -> dict[str, Any]:
 
 
 def run(
-    config: RunConfig, executor: str = "ray", on_progress: Callable[[RunSummary, int], None] | None = None
+    config: RunConfig,
+    executor: str = "ray",
+    on_progress: Callable[[RunSummary, int], None] | None = None,
+    on_item: Callable[[WorkItem, RunSummary, int], None] | None = None,
 ) -> RunSummary:
+    """`on_progress(summary, todo)` after each item; `on_item(item, summary, todo)` too, with the item
+    itself (its step timings: pipelines.progress)."""
     started = time.time()
     folder, listing = prepare(config)
     state = scan_run(folder)
@@ -243,6 +248,8 @@ def run(
             if len(shards.committed) > committed_before:
                 rejects.flush()  # keep the rejects as durable as the shards they sit beside
         summary.seconds = time.time() - started
+        if on_item:
+            on_item(item, summary, todo)
         if on_progress:
             on_progress(summary, todo)
     shards.commit()

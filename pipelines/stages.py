@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -219,13 +220,19 @@ def apply_step(name: str, step: Step, item: WorkItem) -> WorkItem:
     """
     if item.rejected:
         return item
+    started = time.perf_counter()
     try:
-        return step(item)
+        item = step(item)
     except Exception as error:  # noqa: BLE001 - deliberately broad: one photo must not stop the run
         reason = name.split(":")[0] + "_error"
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         log.warning("%s failed on %s: %s", name, item.ref.get("uri"), detail)
-        return item.reject(reason, detail)
+        item = item.reject(reason, detail)
+    # per-stage progress (pipelines.progress): what each step cost, and which one rejected the item
+    item.timings[name] = time.perf_counter() - started
+    if item.rejected:
+        item.rejected_at = name
+    return item
 
 
 @dataclass(frozen=True)
