@@ -188,9 +188,10 @@ def instruction_length(contents: RunContents, path: Path) -> bool:
 
 
 def stage_throughput(contents: RunContents, path: Path) -> bool:
-    """Per stage over each run's elapsed time (progress.json): items per second through the stage, and the
-    worker seconds one item spends in it (the bottleneck is the stage with the most). Without progress.json,
-    each run segment's overall samples per second (run.json)."""
+    """Over each run's elapsed time (progress.json): source items finished and samples written per second,
+    and per stage the worker seconds one item spends in it (the stage with the most is the bottleneck;
+    every stage's items reach the driver together, so their item rates are the same). Without
+    progress.json, each run segment's overall samples per second (run.json)."""
     series = [
         (info.task, entry)
         for info in contents.runs
@@ -203,19 +204,21 @@ def stage_throughput(contents: RunContents, path: Path) -> bool:
             points = entry["series"]
             times = np.array([p["t"] for p in points])
             steps = np.maximum(np.diff(times), 1e-9)
+            for key, label in (("read", "source items / s"), ("samples", "samples written / s")):
+                done = np.array([p[key] for p in points], dtype=float)
+                rate_ax.step(times[1:], np.diff(done) / steps, where="pre", label=label)
             for stage in points[-1]["stages"]:
+                if stage in ("list", "write"):
+                    continue  # no worker time: listing and writing happen in the driver
                 counts = [p["stages"].get(stage, {}) for p in points]
-                done = np.array([c.get("in", 0) for c in counts], dtype=float)
-                busy = np.array([c.get("busy_s", 0.0) for c in counts], dtype=float)
-                rate_ax.step(times[1:], np.diff(done) / steps, where="pre", label=stage)
-                new_items = np.diff(done)
+                new_items = np.diff(np.array([c.get("in", 0) for c in counts], dtype=float))
+                busy = np.diff(np.array([c.get("busy_s", 0.0) for c in counts], dtype=float))
                 per_item = np.divide(
-                    np.diff(busy), new_items, out=np.full_like(new_items, np.nan), where=new_items > 0
+                    busy, new_items, out=np.full_like(new_items, np.nan), where=new_items > 0
                 )
-                if np.isfinite(per_item).any():
-                    cost_ax.step(times[1:], per_item, where="pre", label=stage)
-            rate_ax.set_title(f"{task}, run of {entry.get('started', '?')}: items / s")
-            cost_ax.set_title("worker seconds per item")
+                cost_ax.step(times[1:], per_item, where="pre", label=stage)
+            rate_ax.set_title(f"{task}, run of {entry.get('started', '?')}")
+            cost_ax.set_title("worker seconds per item, by stage")
             for ax in (rate_ax, cost_ax):
                 ax.set_xlabel("seconds since start")
                 ax.grid(alpha=0.3)
