@@ -16,20 +16,33 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from annotators.registry import Plugin
 from tasks.masks import bbox_of
 
+BACKENDS = {"offline": "annotators.inpaint:ClassicalInpainter"}
 
-class ClassicalInpainter:
+
+class ClassicalInpainter(Plugin):
     name = "opencv_telea_grain"
     version = f"opencv-{cv2.__version__}"
 
-    def __init__(self, work_size: int = 384, context: float = 0.6, feather: int = 3, seed: int = 0) -> None:
+    def __init__(
+        self,
+        models_dir: str | None = None,
+        work_size: int = 384,
+        context: float = 0.6,
+        feather: int = 3,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(models_dir)
         self.work_size = work_size  # longest side of the crop the fill is computed on
         self.context = context  # margin around the hole, as a fraction of the hole's size
         self.feather = feather
         self.seed = seed
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, mask: np.ndarray, prompt: str | None = None) -> np.ndarray:
+        if prompt is not None:
+            raise ValueError(f"{self.name} fills holes from their surroundings; it cannot paint {prompt!r}")
         box = bbox_of(mask)
         if box is None:
             return image.copy()

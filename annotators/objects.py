@@ -1,4 +1,4 @@
-"""Object masks for the local-edit tasks.
+"""The `objects` annotator: named object masks for the local-edit tasks.
 
 Offline backend: labels from COCO-style annotations are used as they are (they come with masks); a photo
 without labels gets its salient object: OpenCV's fine-grained static saliency proposes where the
@@ -8,19 +8,15 @@ object is, and GrabCut, seeded from that proposal, cuts its silhouette along the
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from annotators.registry import Annotator
 from tasks.masks import bbox_of
 from tasks.records import ObjectLabel, SourceSample
 
-
-@dataclass(frozen=True)
-class Resources:
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
+BACKENDS = {"offline": "annotators.objects:OfflineObjects"}
 
 
 class SalientObjects:
@@ -28,7 +24,6 @@ class SalientObjects:
 
     name = "saliency_grabcut"
     version = f"opencv-{cv2.__version__}"
-    resources = Resources(num_cpus=1.0)
 
     def __init__(self, work_size: int = 384, grabcut_iterations: int = 4, min_area: float = 0.002) -> None:
         self.work_size = work_size  # GrabCut's cost grows with pixels; masks are upscaled afterwards
@@ -90,23 +85,22 @@ class SalientObjects:
         return labels == int(np.argmax(totals))
 
 
-class ObjectAnnotator:
-    """The `objects` annotator: labels when the source has them, else the configured detector."""
+class OfflineObjects(Annotator):
+    """Labels when the source has them, else the salient object."""
 
     name = "objects"
-    resources = SalientObjects.resources
+    version = SalientObjects.version
 
-    def __init__(self, backend: str = "saliency") -> None:
-        if backend != "saliency":
-            raise ValueError(f"objects annotator: unknown offline backend {backend!r} (known: saliency)")
+    def __init__(self, models_dir: str | None = None) -> None:
+        super().__init__(models_dir)
         self.detector = SalientObjects()
 
-    def describe(self, source: SourceSample) -> dict[str, str]:
-        if source.labels:
-            return {"backend": "labels", "version": "coco"}
-        return {"backend": self.detector.name, "version": self.detector.version}
+    def describe_source(self, source: SourceSample) -> dict[str, str]:
+        if source.labels and all(label.source == "labels" for label in source.labels):
+            return {"backend": "labels", "name": "coco", "version": "coco"}
+        return {"backend": self.backend, "name": self.detector.name, "version": self.detector.version}
 
-    def __call__(self, source: SourceSample) -> SourceSample:
-        if not source.labels:
-            source.labels = self.detector(source.image)
-        return source
+    def annotate(self, sources: list[SourceSample]) -> None:
+        for source in sources:
+            if not source.labels:
+                source.labels = self.detector(source.image)

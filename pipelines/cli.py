@@ -40,6 +40,8 @@ def print_summary(summary: RunSummary) -> None:
     table.add_row("sources read", str(summary.read))
     table.add_row("sources kept", str(summary.kept_sources))
     table.add_row("samples written", str(summary.samples))
+    if summary.errors:
+        table.add_row("errors (see rejects: error:STEP)", str(summary.errors))
     for reason, count in sorted(summary.rejects.items()):
         table.add_row(f"rejected: {reason}", str(count))
     table.add_row("samples per second", f"{summary.samples_per_second:.2f}")
@@ -75,8 +77,20 @@ def tasks_command() -> None:
     help="COCO instances json for the source folder (default: labels.coco.json inside it, if present).",
 )
 @click.option("--licence", default="unknown", show_default=True, help="Licence of sources without one.")
-@click.option("--backend", type=click.Choice(["offline", "models"]), default="offline", show_default=True)
-@click.option("--models-dir", envvar="STEP1X_MODELS", default=None, help="Local pretrained weights.")
+@click.option(
+    "--backend",
+    type=click.Choice(["offline", "models"]),
+    default="offline",
+    show_default=True,
+    help="offline: classical methods and models that ship with their packages; models: pretrained "
+    "weights from --models-dir (Florence-2, SAM-2, FLUX-Fill, ...) where the task has them.",
+)
+@click.option(
+    "--models-dir",
+    envvar="STEP1X_MODELS",
+    default=None,
+    help="Local folder of pretrained weights, one subfolder per upstream repository (env STEP1X_MODELS).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--image-format", type=click.Choice(["jpg", "png"]), default="jpg", show_default=True)
 @click.option("--max-side", type=int, default=2048, show_default=True, help="Downscale larger sources.")
@@ -93,6 +107,13 @@ def tasks_command() -> None:
     help="'local' runs the same steps in this process, without Ray.",
 )
 @click.option("--limit", type=int, default=None, help="Process at most this many new source items.")
+@click.option(
+    "--max-error-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Go on past sources a step fails on (bugs, not rejects), recording them; exit non-zero if they "
+    "exceed this fraction of the sources read. Default: the first failure stops the run.",
+)
 @click.option(
     "--instruction-writer",
     type=click.Choice(["templates", "openai"]),

@@ -34,6 +34,9 @@ class RunConfig:
     workers: int | None = None  # parallelism of each stage; default: what Ray can schedule
     address: str | None = None  # Ray address; None = RAY_ADDRESS or an embedded local Ray
     limit: int | None = None  # process at most this many source items (new ones, after resume)
+    # None: the first source a step fails on (a bug, not a reject) stops the run. R: such failures are
+    # recorded as rejects and the run goes on, failing at the end if they exceed R of the sources read.
+    max_error_rate: float | None = None
     instruction_writer: str = "templates"  # templates | openai
     writer_url: str | None = None
     writer_model: str | None = None

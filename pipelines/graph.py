@@ -1,35 +1,48 @@
 """The stage graph on Ray Data, and the same steps in a plain loop.
 
-read refs → load → annotate (one actor pool per annotator, sized by the resources the annotator
-declares) → edit+encode (→ instruct, an actor pool, when an MLLM writes the instructions), streamed to
-the driver, which writes shards (pipelines.runner). Annotators run in actors so a model loads once per
-actor, not once per task; load and edit are stateless and run as Ray tasks, which Ray Data fuses with
-their neighbours (no object-store hop between them).
+read refs → load (or expand a video into frame pairs) → annotate (one actor pool per annotator, sized by
+the resources the annotator declares, called on batches of its declared size) → edit+encode (an actor
+pool with the declared GPUs when the task's tools hold models) → instruct (an actor pool, when an MLLM
+writes the instructions), streamed to the driver, which writes shards (pipelines.runner). Annotators run
+in actors so a model loads once per actor, not once per task; load and a model-free edit are stateless and
+run as Ray tasks, which Ray Data fuses with their neighbours (no object-store hop between them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+import numpy as np
 
 from pipelines.config import RunConfig
 from pipelines.items import WorkItem
-from pipelines.stages import Step, StepSpec, apply_step, step_specs
+from pipelines.stages import StepSpec, apply_step, expand_item, step_specs
 
 # One instance of each step per worker process: built on first use, reused for every row after that.
-_STEP_CACHE: dict[tuple[str, str], Step] = {}
+_STEP_CACHE: dict[tuple[str, str], Any] = {}
+
+
+def _cached(spec: StepSpec) -> Any:
+    key = (spec.run_key, spec.name)
+    step = _STEP_CACHE.get(key)
+    if step is None:
+        step = _STEP_CACHE[key] = spec.make()
+    return step
 
 
 def _row_function(spec: StepSpec) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    key = (spec.run_key, spec.name)
-
     def apply(row: dict[str, Any]) -> dict[str, Any]:
-        step = _STEP_CACHE.get(key)
-        if step is None:
-            step = _STEP_CACHE[key] = spec.make()
-        return {"item": apply_step(spec.name, step, row["item"])}
+        return {"item": apply_step(spec.name, _cached(spec), row["item"])}
 
     return apply
+
+
+def _expand_function(spec: StepSpec) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+    def expand(row: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"item": item} for item in expand_item(_cached(spec), row["item"])]
+
+    return expand
 
 
 class _ActorStep:
@@ -41,6 +54,19 @@ class _ActorStep:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         return {"item": apply_step(self.name, self.step, row["item"])}
+
+
+class _ActorBatchStep:
+    """An annotator in its own actor pool, called on batches of items."""
+
+    def __init__(self, spec: StepSpec) -> None:
+        self.step = spec.make()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        items = self.step(list(batch["item"]))
+        column = np.empty(len(items), dtype=object)
+        column[:] = items
+        return {"item": column}
 
 
 MAX_ROWS_PER_BLOCK = 8
@@ -63,10 +89,10 @@ def _actor_pool_bounds(spec: StepSpec) -> tuple[int, int]:
     import ray
 
     resources = ray.cluster_resources()
-    if spec.num_gpus > 0:
-        most = resources.get("GPU", 0.0) / spec.num_gpus
+    if spec.resources.num_gpus > 0:
+        most = resources.get("GPU", 0.0) / spec.resources.num_gpus
     else:
-        most = resources.get("CPU", 1.0) / max(spec.num_cpus, 0.01)
+        most = resources.get("CPU", 1.0) / max(spec.resources.num_cpus, 0.01)
     return 1, max(1, int(most))
 
 
@@ -76,35 +102,71 @@ def _cluster_cpus() -> int:
     return int(ray.cluster_resources().get("CPU", 1))
 
 
-def build_dataset(refs: list[dict[str, Any]], config: RunConfig) -> Any:
+def _ray_resources(spec: StepSpec) -> dict[str, Any]:
+    options: dict[str, Any] = {"num_cpus": spec.resources.num_cpus}
+    if spec.resources.num_gpus:
+        options["num_gpus"] = spec.resources.num_gpus
+    if spec.resources.memory_gb:
+        options["memory"] = int(spec.resources.memory_gb * 2**30)
+    return options
+
+
+def build_dataset(refs: list[dict[str, Any]], config: RunConfig, done: frozenset[int]) -> Any:
     import ray.data
 
     items = [{"item": WorkItem(ref=ref)} for ref in refs]
     dataset = ray.data.from_items(items, override_num_blocks=block_count(len(items), _cluster_cpus()))
-    for spec in step_specs(config):
-        if spec.num_gpus > 0 or spec.actor:
+    for spec in step_specs(config, done):
+        options = _ray_resources(spec)
+        if spec.kind == "expand":
+            dataset = dataset.flat_map(_expand_function(spec), concurrency=config.workers, **options)
+        elif spec.kind == "batch":
+            dataset = dataset.map_batches(
+                _ActorBatchStep,
+                fn_constructor_args=(spec,),
+                batch_size=spec.resources.batch_size,
+                batch_format="numpy",
+                concurrency=config.workers or _actor_pool_bounds(spec),
+                **options,
+            )
+        elif spec.actor:
             dataset = dataset.map(
                 _ActorStep,
                 fn_constructor_args=(spec,),
                 concurrency=config.workers or _actor_pool_bounds(spec),
-                num_cpus=spec.num_cpus,
-                num_gpus=spec.num_gpus,
+                **options,
             )
         else:
-            dataset = dataset.map(_row_function(spec), num_cpus=spec.num_cpus, concurrency=config.workers)
+            dataset = dataset.map(_row_function(spec), concurrency=config.workers, **options)
     return dataset
 
 
-def iterate_ray(refs: list[dict[str, Any]], config: RunConfig) -> Iterator[WorkItem]:
-    for row in build_dataset(refs, config).iter_rows():
+def iterate_ray(refs: list[dict[str, Any]], config: RunConfig, done: frozenset[int]) -> Iterator[WorkItem]:
+    for row in build_dataset(refs, config, done).iter_rows():
         yield row["item"]
 
 
-def iterate_local(refs: list[dict[str, Any]], config: RunConfig) -> Iterator[WorkItem]:
-    """The same steps, one item at a time, in this process (benchmarks, debugging)."""
-    steps = [(spec.name, spec.make()) for spec in step_specs(config)]
-    for ref in refs:
-        item = WorkItem(ref=ref)
-        for name, step in steps:
-            item = apply_step(name, step, item)
-        yield item
+def iterate_local(refs: list[dict[str, Any]], config: RunConfig, done: frozenset[int]) -> Iterator[WorkItem]:
+    """The same steps in this process, annotators in batches of their declared size (benchmarks,
+    debugging, `--executor local`)."""
+    stream: Iterable[WorkItem] = (WorkItem(ref=ref) for ref in refs)
+    for spec in step_specs(config, done):
+        stream = _local_stage(spec, spec.make(), stream)
+    yield from stream
+
+
+def _local_stage(spec: StepSpec, step: Any, items: Iterable[WorkItem]) -> Iterator[WorkItem]:
+    if spec.kind == "expand":
+        for item in items:
+            yield from expand_item(step, item)
+    elif spec.kind == "batch":
+        batch: list[WorkItem] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) == spec.resources.batch_size:
+                yield from step(batch)
+                batch = []
+        yield from step(batch)
+    else:
+        for item in items:
+            yield apply_step(spec.name, step, item)

@@ -31,8 +31,15 @@ class WorkItem:
     annotators: dict[str, dict[str, str]] = field(default_factory=dict)
     samples: list[EncodedSample] = field(default_factory=list)
     usage: dict[str, float] = field(default_factory=dict)  # MLLM requests and tokens spent on this item
+    already_done: bool = False  # its (content hash, task) is committed in the run folder: nothing to do
+    error: StepError | None = None  # a bug, not a decision: the run stops or counts it (--max-error-rate)
     timings: dict[str, float] = field(default_factory=dict)  # seconds each step took, in step order
     rejected_at: str | None = None  # the step that rejected the item (None: not rejected by a step)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more happens to this item in later steps."""
+        return self.reject_reason is not None or self.already_done or self.error is not None
 
     @property
     def rejected(self) -> bool:
@@ -41,3 +48,15 @@ class WorkItem:
     def reject(self, reason: str, detail: str) -> WorkItem:
         self.reject_reason, self.reject_detail, self.source = reason, detail, None
         return self
+
+
+@dataclass
+class StepError:
+    """An unexpected exception in a step, carried to the driver with the source that raised it."""
+
+    step: str
+    uri: str
+    traceback: str
+
+    def __str__(self) -> str:
+        return f"step {self.step!r} failed on {self.uri}:\n{self.traceback}"

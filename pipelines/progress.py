@@ -9,11 +9,13 @@ driver counts per stage without any extra traffic from the workers. Three output
 - RUN/progress.json (docs/shard_format.md), rewritten every few seconds: the latest counts and their
   time series, which `step1x-data serve` shows live and `step1x-data report` plots.
 
-Stages are the run's steps in order (load, annotate:NAME, edit, instruct), then `write`: rows in are the
-items that passed every step, rows out the samples written, rejects the items whose samples were all
-written before (duplicate content). Source items rejected while listing (unreadable tars) count under
-`list`. "rows / s" is how fast rows came out of the stage over the run; "worker s / row" is the time one
-row spent in the stage's worker code, which shows the bottleneck even though all stages run at once.
+Stages are the run's steps in order (load or expand, annotate:NAME, edit, instruct), then `write`: rows in
+are the items that passed every step, rows out the samples written, rejects the items whose samples were
+all written before (duplicate content). A step's rejects include the items it failed on (errors, counted
+under --max-error-rate). Source items rejected while listing (unreadable tars) count under `list`; items
+found already done on resume are not rows of any stage. "rows / s" is how fast rows came out of the stage
+over the run; "worker s / row" is the time one row spent in the stage's worker code, which shows the
+bottleneck even though all stages run at once.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ class RunProgress:
     def eta_s(self) -> float | None:
         if self.summary is None:
             return None
-        remaining = max(self.todo - self.summary.read, 0)
+        remaining = max(self._todo() - self.summary.read, 0)
         if remaining == 0:
             return 0.0
         if len(self.recent) >= 2 and self.recent[-1][0] > self.recent[0][0]:
@@ -146,6 +148,10 @@ class RunProgress:
         else:
             rate = self.summary.read / self.elapsed() if self.elapsed() > 0 else 0.0
         return remaining / rate if rate > 0 else None
+
+    def _todo(self) -> int:
+        """Items this run has to do: the listed ones less those found already done (resume)."""
+        return self.todo - (self.summary.already_done if self.summary else 0)
 
     def _stages_json(self) -> dict[str, Any]:
         stages = {name: counts.as_json() for name, counts in self.stages.items()}
@@ -165,7 +171,8 @@ class RunProgress:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "host": platform.node(),
             "status": self.status,
-            "todo": self.todo,
+            "todo": self._todo(),
+            "already_done": summary.already_done,
             "read": summary.read,
             "samples": summary.samples,
             "rejects": sum(summary.rejects.values()),

@@ -105,7 +105,11 @@ def _tools(records: list[dict[str, Any]], contents: RunContents) -> list[dict[st
     for record in records:
         used[("edit", f"{record['task']} ({record.get('backend', '?')} backend)", "")] += 1
         for role, annotator in record.get("annotators", {}).items():
-            used[(role, annotator.get("backend", "?"), annotator.get("version", "?"))] += 1
+            # {backend, name, version}; records before tools had names carry the tool as `backend`
+            name = annotator.get("name") or annotator.get("backend", "?")
+            if annotator.get("backend") == "labels":
+                name = "labels"  # objects given by COCO labels, not found by a tool
+            used[(role, name, annotator.get("version", "?"))] += 1
         judge = (record.get("judge") or {}).get("judge")
         if judge:
             used[("judge", judge, "")] += 1

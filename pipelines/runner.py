@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from annotators.registry import PluginUnavailable, resolve
 from pipelines.config import PIPELINE_VERSION, RunConfig
 from pipelines.graph import iterate_local, iterate_ray
 from pipelines.items import WorkItem
-from pipelines.resume import scan_run
+from pipelines.pairing import assign_partners, hash_refs_local, hash_refs_ray
+from pipelines.resume import ERROR_REASON_PREFIX, done_key, location_key, scan_run
 from pipelines.shards import RejectWriter, RunFolder, ShardWriter
 from pipelines.sources import Listing, SourceError, list_sources
+from tasks.contract import partner_count
+from tasks.registry import load_task
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ class RunSummary:
     read: int = 0
     kept_sources: int = 0
     samples: int = 0
+    errors: int = 0  # items a step failed on (a bug, not a decision), counted under --max-error-rate
     rejects: Counter[str] = field(default_factory=Counter)
     shards: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -69,6 +74,7 @@ class RunSummary:
             "kept_sources": self.kept_sources,
             "samples_written": self.samples,
             "rejected": sum(self.rejects.values()),
+            "errors": self.errors,
             "rejects_by_reason": dict(sorted(self.rejects.items())),
             "shards_committed": self.shards,
             "folder_total_samples": self.total_samples,
@@ -87,11 +93,15 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _check_backend(config: RunConfig) -> None:
-    if config.backend == "models":
-        raise RunError(
-            f"backend 'models' is not available for {config.task} in this release; use --backend offline"
-        )
+def check_plugins(config: RunConfig) -> None:
+    """Every annotator and tool of the run can be built here with its backend: packages present, model
+    folders present. Fails with one line naming what is missing, before any work starts."""
+    task = load_task(config.task)
+    for name in (*task.ANNOTATORS, *task.TOOLS):
+        try:
+            resolve(name, config.backend).check(config.models_dir)
+        except PluginUnavailable as error:
+            raise RunError(str(error)) from None
 
 
 def prepare(config: RunConfig) -> tuple[RunFolder, Listing]:
@@ -100,9 +110,10 @@ def prepare(config: RunConfig) -> tuple[RunFolder, Listing]:
         config.config_hash()  # validates the task and its parameters
     except ValueError as error:
         raise RunError(str(error)) from None
-    _check_backend(config)
+    check_plugins(config)
+    videos = load_task(config.task).INPUTS == "frame_pair"
     try:
-        listing = list_sources(config.source, config.labels, config.licence)
+        listing = list_sources(config.source, config.labels, config.licence, videos=videos)
     except SourceError as error:
         raise RunError(str(error)) from None
     except (OSError, ValueError) as error:
@@ -132,12 +143,24 @@ def _init_ray(config: RunConfig) -> None:
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded local Ray needs no token
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-    if config.address:
-        ray.init(address=config.address, **kwargs)
-    elif os.environ.get("RAY_ADDRESS"):
-        ray.init(**kwargs)  # inside `ray job submit`, or a cluster named by the environment
-    else:
-        ray.init(address="local", include_dashboard=False, **kwargs)
+    address = config.address or os.environ.get("RAY_ADDRESS")
+    try:
+        if address:
+            ray.init(address=address, **kwargs)  # a cluster, or inside `ray job submit`
+        else:
+            ray.init(address="local", include_dashboard=False, **kwargs)
+    except Exception as error:  # noqa: BLE001 - Ray raises many types here; each becomes one line
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if address:
+            raise RunError(
+                f"cannot connect to the Ray cluster at {address} ({reason}): check that it is running "
+                "(`ray status --address ...`), or leave --address and RAY_ADDRESS unset for a local Ray"
+            ) from None
+        raise RunError(
+            f"the local Ray did not start ({type(error).__name__}: {reason}). Try again on a less loaded "
+            "machine, start one yourself with `ray start --head` and pass --address auto, or run without "
+            "Ray: --executor local"
+        ) from None
     import ray.data
 
     # Imported, ray.data configures its own loggers; quiet them after that: the runner reports progress.
@@ -192,24 +215,44 @@ def _reject_row(item: WorkItem, task: str) -> dict[str, Any]:
     }
 
 
+def work_items(
+    refs: list[dict[str, Any]], config: RunConfig, executor: str, done: frozenset[int]
+) -> Iterator[WorkItem]:
+    """The run's work items through its graph, on Ray or in this process, partners assigned first."""
+    task = load_task(config.task)
+    if executor == "ray":
+        _init_ray(config)
+    if partner_count(task) and refs:
+        hash_refs = hash_refs_ray if executor == "ray" else hash_refs_local
+        refs = assign_partners(refs, partner_count(task), config.seed, hash_refs)
+    if executor == "ray":
+        return iterate_ray(refs, config, done) if refs else iter(())
+    return iterate_local(refs, config, done)
+
+
 def run(
     config: RunConfig,
     executor: str = "ray",
     on_progress: Callable[[RunSummary, int], None] | None = None,
     on_item: Callable[[WorkItem, RunSummary, int], None] | None = None,
 ) -> RunSummary:
-    """`on_progress(summary, todo)` after each item; `on_item(item, summary, todo)` too, with the item
-    itself (its step timings: pipelines.progress)."""
+    """Make the run's samples. Raises RunError before any work for bad settings, and after committing
+    everything already made when a step fails on a source (or, under --max-error-rate, when errors exceed
+    that rate at the end). `on_progress(summary, todo)` after each new item; `on_item(item, summary,
+    todo)` too, with the item itself (its step timings, for pipelines.progress)."""
     started = time.time()
+    if executor not in ("ray", "local"):
+        raise RunError(f"unknown executor {executor!r} (ray or local)")
     folder, listing = prepare(config)
     state = scan_run(folder)
     summary = RunSummary(out=config.out, listed=len(listing.refs) + len(listing.rejects))
-    refs = [ref for ref in listing.refs if ref["uri"] not in state.done_uris]
-    listing_rejects = [row for row in listing.rejects if row["source_uri"] not in state.done_uris]
-    summary.already_done = summary.listed - len(refs) - len(listing_rejects)
-    if config.limit is not None:
-        refs = refs[: config.limit]
-    todo = len(refs) + len(listing_rejects)
+    # Listing rejects (an unreadable tar) have no content hash: they are matched by location.
+    listing_rejects = [
+        row for row in listing.rejects if location_key(row["source_uri"]) not in state.done_sha256
+    ]
+    summary.already_done = len(listing.rejects) - len(listing_rejects)
+    done = frozenset(done_key(sha) for sha in state.done_sha256)
+    todo = len(listing.refs) + len(listing_rejects)
 
     shards = ShardWriter(folder, state.next_shard, config.shard_max_samples, config.shard_max_bytes)
     rejects = RejectWriter(folder, state.next_rejects)
@@ -219,20 +262,35 @@ def run(
         summary.read += 1
     _write_run_json(folder, config, summary, started, "running", executor)
 
-    items: Iterator[WorkItem]
-    if executor == "ray":
-        _init_ray(config)
-        items = iterate_ray(refs, config) if refs else iter(())
-    elif executor == "local":
-        items = iterate_local(refs, config)
-    else:
-        raise RunError(f"unknown executor {executor!r} (ray or local)")
+    def finish(status: str) -> None:
+        shards.commit()
+        rejects.flush()
+        summary.shards = shards.committed
+        summary.seconds = time.time() - started
+        summary.total_samples = state.samples + summary.samples
+        summary.total_rejects = state.rejects + sum(summary.rejects.values())
+        _write_run_json(folder, config, summary, started, status, executor)
 
     seen_ids = set(state.sample_ids)
-    for item in items:
+    new_items = 0
+    for item in work_items(listing.refs, config, executor, done):
+        if item.already_done:
+            summary.already_done += 1
+            continue
         summary.read += 1
+        new_items += 1
         summary.writer_usage.update(item.usage)
-        if not item.rejected:
+        if item.error is not None:
+            summary.errors += 1
+            if config.max_error_rate is None:
+                finish("failed")
+                raise RunError(
+                    f"{item.error}\nThe samples made before it are committed; fix the cause and run again "
+                    "to resume, or pass --max-error-rate R to record such failures and go on."
+                )
+            # Recorded so every source stays accounted for; resume retries them (see pipelines.resume).
+            item.reject(f"{ERROR_REASON_PREFIX}{item.error.step}", item.error.traceback)
+        elif not item.rejected:
             fresh = [sample for sample in item.samples if sample.id not in seen_ids]
             if not fresh:
                 item.reject("duplicate_content", "every sample of this source was already written")
@@ -252,11 +310,14 @@ def run(
             on_item(item, summary, todo)
         if on_progress:
             on_progress(summary, todo)
-    shards.commit()
-    rejects.flush()
-    summary.shards = shards.committed
-    summary.seconds = time.time() - started
-    summary.total_samples = state.samples + summary.samples
-    summary.total_rejects = state.rejects + sum(summary.rejects.values())
-    _write_run_json(folder, config, summary, started, "finished", executor)
+        if config.limit is not None and new_items >= config.limit:
+            break
+    rate = config.max_error_rate
+    failed = rate is not None and summary.errors > rate * max(summary.read, 1)
+    finish("failed" if failed else "finished")
+    if failed:
+        raise RunError(
+            f"{summary.errors} of {summary.read} sources failed with an error, more than --max-error-rate "
+            f"{config.max_error_rate}; their tracebacks are in the rejects table (reason error:STEP)"
+        )
     return summary

@@ -21,6 +21,7 @@ from fsspec.implementations.local import LocalFileSystem
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 # Files in a source folder that describe the photos rather than being photos.
 SIDECAR_SUFFIXES = (".coco.json", ".md", ".license", ".licence")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 DEFAULT_LABELS_NAME = "labels.coco.json"
 
 
@@ -93,6 +94,24 @@ def _list_tar(url: str, licence: str, listing: Listing) -> None:
     listing.refs.extend(_ref(f"tar://{name}::{url}", licence) for name in members)
 
 
+def _video_ref(uri: str, licence: str) -> dict[str, Any]:
+    return {"uri": uri, "licence": licence, "kind": "video"}
+
+
+def _list_frame_folders(fs: fsspec.AbstractFileSystem, root: str, licence: str, listing: Listing) -> None:
+    """For frame_pair tasks: every video file is a source, and so is every folder of images (its frames,
+    in name order)."""
+    frames: dict[str, list[str]] = {}
+    for path in sorted(fs.find(root)):
+        name = posixpath.basename(path)
+        if name.lower().endswith(VIDEO_SUFFIXES):
+            listing.refs.append(_video_ref(uri_of(fs, path), licence))
+        elif name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
+            frames.setdefault(posixpath.dirname(path), []).append(uri_of(fs, path))
+    for folder, uris in sorted(frames.items()):
+        listing.refs.append({"uri": uri_of(fs, folder), "licence": licence, "kind": "frames", "frames": uris})
+
+
 def _list_folder(
     fs: fsspec.AbstractFileSystem, root: str, labels: str | None, licence: str, listing: Listing
 ) -> None:
@@ -141,8 +160,13 @@ def _list_file_of_uris(url: str, licence: str, listing: Listing) -> None:
                 listing.refs.append(_ref(resolve(line), licence))
 
 
-def list_sources(spec: str, labels: str | None = None, licence: str = "unknown") -> Listing:
-    """Every source item named by ``spec`` (see the module docstring), in a stable order."""
+def list_sources(
+    spec: str, labels: str | None = None, licence: str = "unknown", videos: bool = False
+) -> Listing:
+    """Every source item named by ``spec`` (see the module docstring), in a stable order.
+
+    ``videos``: the run's task takes frame pairs, so its sources are video files and folders of frames.
+    """
     listing = Listing()
     fs, path = fsspec.core.url_to_fs(spec)
     if fsspec.core.has_magic(path):
@@ -154,7 +178,10 @@ def list_sources(spec: str, labels: str | None = None, licence: str = "unknown")
     else:
         raise SourceError(f"source {spec} does not exist")
     for match in matches:
-        _list_one(fs, match, labels, licence, listing)
+        if videos:
+            _list_one_video(fs, match, licence, listing)
+        else:
+            _list_one(fs, match, labels, licence, listing)
     if labels:
         _attach_by_name(listing, load_coco(labels)[0])
     return listing
@@ -170,6 +197,18 @@ def _attach_by_name(listing: Listing, coco: dict[str, dict[str, Any]]) -> None:
         entry = next((coco[key] for key in suffixes if key in coco), None) or by_name.get(parts[-1])
         if entry and not ref["annotations"]:
             ref.update(annotations=entry["annotations"], licence=entry["licence"], label_size=entry["size"])
+
+
+def _list_one_video(fs: fsspec.AbstractFileSystem, path: str, licence: str, listing: Listing) -> None:
+    if fs.isdir(path):
+        _list_frame_folders(fs, path, licence, listing)
+    elif path.endswith((".txt", ".lst", ".parquet")):
+        before = len(listing.refs)
+        _list_file_of_uris(uri_of(fs, path), licence, listing)
+        for ref in listing.refs[before:]:
+            ref["kind"] = "video"
+    else:
+        listing.refs.append(_video_ref(uri_of(fs, path), licence))
 
 
 def _list_one(

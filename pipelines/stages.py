@@ -1,8 +1,13 @@
-"""The pipeline's steps, each a small callable with one job: load → annotate → edit+encode.
+"""The pipeline's steps, each a small callable with one job: load (or expand a video), annotate, edit+encode.
 
 The same step objects run inside Ray Data (pipelines.graph) and in a plain loop (pipelines.graph's local
-executor and the benchmarks), so the two paths cannot drift apart. `apply_step` passes rejected items
-through untouched; the first step that rejects an item records why.
+executor and the benchmarks), so the two paths cannot drift apart. A step decides about an item by
+rejecting it (a reason for the rejects table) or by marking it already done; an exception it did not mean is
+a bug, carried to the driver as the item's `error` (pipelines.runner stops the run, or counts it under
+--max-error-rate). Finished items pass through later steps untouched.
+
+Nothing here names a category or an annotator: the steps come from the task's declarations
+(tasks.contract) and the plug-ins it names (annotators.registry).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,13 +26,15 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from annotators.inpaint import ClassicalInpainter
-from annotators.objects import ObjectAnnotator
+from annotators.registry import Annotator, Plugin, Resources, combined_resources, resolve
 from pipelines.config import PIPELINE_VERSION, RunConfig, sample_id, source_seed
 from pipelines.decode import DecodeError
 from pipelines.instruct import InstructStep
-from pipelines.items import EncodedSample, WorkItem
+from pipelines.items import EncodedSample, StepError, WorkItem
 from pipelines.load import load_source
+from pipelines.resume import is_done, location_key
+from pipelines.video import frame_pair_items
+from tasks.contract import frame_pairs
 from tasks.records import Candidate, Skip, SourceSample
 from tasks.registry import GEDIT_KEYS, load_task
 from tasks.tools import Tools
@@ -37,48 +44,121 @@ log = logging.getLogger(__name__)
 CHANGE_THRESHOLD = 8  # a pixel counts as changed when a channel moved by more than this (of 255)
 
 
-class LoadStep:
-    """Read, hash, decode and normalise the source; attach labels; downscale oversize photos."""
+def is_out_of_memory(error: BaseException) -> bool:
+    """A CUDA (or other accelerator) allocation failure, told apart from bugs without importing torch."""
+    return type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower()
 
-    def __init__(self, config: RunConfig) -> None:
+
+def free_accelerator_memory() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")  # only a process that already uses torch can hold its memory
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _downscale(source: SourceSample, max_side: int) -> None:
+    longest = max(source.width, source.height)
+    if longest <= max_side:
+        return
+    scale = max_side / longest
+    size = (round(source.width * scale), round(source.height * scale))
+    source.image = cv2.resize(source.image, size, interpolation=cv2.INTER_AREA)
+    for label in source.labels:
+        if label.mask is not None:
+            label.mask = cv2.resize(label.mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        label.bbox = tuple(round(v * scale) for v in label.bbox)
+    source.notes.append(f"downscaled_from_{longest}")
+
+
+class LoadStep:
+    """Read, hash, decode and normalise the source (and its partners); attach labels; downscale oversize
+    photos. A source whose content is already committed in the run folder is marked done, whatever its
+    path: resume is keyed on (content hash, task)."""
+
+    def __init__(self, config: RunConfig, done: frozenset[int]) -> None:
         self.config = config
+        self.done = done
+
+    def _load(self, ref: dict[str, Any]) -> SourceSample:
+        source = load_source(ref, self.config.decode)
+        _downscale(source, self.config.max_side)
+        return source
 
     def __call__(self, item: WorkItem) -> WorkItem:
         try:
-            source = load_source(item.ref, self.config.decode)
+            source = self._load(item.ref)
         except DecodeError as error:
             item.sha256 = error.sha256
+            if is_done(error.sha256 or location_key(item.ref["uri"]), self.done):
+                item.already_done = True
+                return item
             return item.reject(error.reason, error.detail)
         item.sha256 = source.sha256
-        longest = max(source.width, source.height)
-        if longest > self.config.max_side:
-            scale = self.config.max_side / longest
-            size = (round(source.width * scale), round(source.height * scale))
-            source.image = cv2.resize(source.image, size, interpolation=cv2.INTER_AREA)
-            for label in source.labels:
-                if label.mask is not None:
-                    label.mask = (
-                        cv2.resize(label.mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-                    )
-                label.bbox = tuple(round(v * scale) for v in label.bbox)
-            source.notes.append(f"downscaled_from_{longest}")
+        if is_done(source.sha256, self.done):
+            item.already_done = True
+            return item
+        for partner in item.ref.get("partners", []):
+            try:
+                source.partners.append(self._load(partner))
+            except DecodeError as error:  # the task sees fewer partners; the partner's own item says why
+                source.notes.append(f"partner_unreadable_{error.reason}")
         item.source = source
         return item
 
 
+class ExpandStep:
+    """For frame_pair tasks: a video or frame folder becomes one work item per chosen frame pair."""
+
+    def __init__(self, config: RunConfig, done: frozenset[int]) -> None:
+        self.config = config
+        self.done = done
+        self.spec = frame_pairs(load_task(config.task))
+
+    def __call__(self, item: WorkItem) -> Iterator[WorkItem]:
+        yield from frame_pair_items(item.ref, self.spec, self.config.decode, self.config.max_side, self.done)
+
+
 class AnnotateStep:
-    """Run one annotator over the source (the offline backend: labels, else saliency + GrabCut)."""
+    """One annotator over a batch of items (each source and its partners).
 
-    def __init__(self, name: str) -> None:
-        if name != "objects":
-            raise ValueError(f"unknown annotator {name!r}")
+    A batch that fails is split in halves and each half tried again: an out-of-memory then succeeds at a
+    smaller size, and an exception is narrowed down to the item that raises it. One item alone that runs
+    out of memory is rejected (`oom`); one that raises is an error.
+    """
+
+    def __init__(self, name: str, backend: str, models_dir: str | None) -> None:
         self.name = name
-        self.annotator = ObjectAnnotator()
+        self.annotator: Annotator = resolve(name, backend)(models_dir)
 
-    def __call__(self, item: WorkItem) -> WorkItem:
-        item.annotators[self.name] = self.annotator.describe(item.source)
-        self.annotator(item.source)
-        return item
+    def __call__(self, items: list[WorkItem]) -> list[WorkItem]:
+        todo = [item for item in items if not item.finished]
+        started = time.perf_counter()
+        self._annotate(todo)
+        if todo:
+            record_step(f"annotate:{self.name}", todo, time.perf_counter() - started)
+        return items
+
+    def _annotate(self, items: list[WorkItem]) -> None:
+        if not items:
+            return
+        try:
+            self.annotator.annotate([s for item in items for s in (item.source, *item.source.partners)])
+        except Exception as error:  # noqa: BLE001 - narrowed down below, then rejected or reported
+            if is_out_of_memory(error):
+                free_accelerator_memory()
+            if len(items) > 1:
+                half = len(items) // 2
+                self._annotate(items[:half])
+                self._annotate(items[half:])
+            elif is_out_of_memory(error):
+                items[0].reject("oom", f"annotate:{self.name} ran out of memory on one source: {error}")
+            else:
+                items[0].error = _step_error(f"annotate:{self.name}", items[0], error)
+                items[0].source = None
+            return
+        for item in items:
+            item.annotators[self.name] = self.annotator.describe_source(item.source)
 
 
 def encode_image(image: np.ndarray, image_format: str, quality: int) -> bytes:
@@ -129,12 +209,31 @@ class EditStep:
         self.task = load_task(config.task)
         self.params = config.task_params_resolved()
         self.config_hash = config.config_hash()
-        self.tools = Tools(inpaint=ClassicalInpainter())
+        self.tools = Tools(
+            **{name: resolve(name, config.backend)(config.models_dir) for name in self.task.TOOLS}
+        )
+        self.tool_records = {name: tool.describe() for name, tool in self.tools.items()}
+
+    def _make_pairs(self, source: SourceSample, seed: int) -> list[Candidate] | Skip:
+        """The task's pairs; an out-of-memory in a tool is tried once more with the cache emptied."""
+        try:
+            return self.task.make_pairs(source, self.params, self.tools, seed)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+        free_accelerator_memory()
+        try:
+            return self.task.make_pairs(source, self.params, self.tools, seed)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            free_accelerator_memory()
+            return Skip("oom", f"{type(error).__name__}: {error}")
 
     def __call__(self, item: WorkItem) -> WorkItem:
         source = item.source
         seed = source_seed(self.config.seed, source.sha256, self.config.task)
-        result = self.task.make_pairs(source, self.params, self.tools, seed)
+        result = self._make_pairs(source, seed)
         if isinstance(result, Skip):
             return item.reject(result.reason, result.detail)
         if not result:
@@ -157,6 +256,9 @@ class EditStep:
         cfg = self.config
         sid = sample_id(source.sha256, cfg.task, candidate.variant, self.config_hash)
         height, width = candidate.target.shape[:2]
+        if candidate.source.shape != candidate.target.shape:
+            sizes = f"{candidate.source.shape} and {candidate.target.shape}"
+            raise ValueError(f"{cfg.task} made a pair of different sizes: {sizes}")
         mask_bytes = None
         if candidate.mask is not None:
             mask_bytes = encode_image((candidate.mask * 255).astype(np.uint8), "png", 0)
@@ -166,16 +268,7 @@ class EditStep:
             "gedit_key": GEDIT_KEYS[cfg.task],
             "variant": candidate.variant,
             "instruction": candidate.instruction,
-            "source": {
-                "uri": source.uri,
-                "sha256": source.sha256,
-                "licence": source.licence,
-                "width": source.width,
-                "height": source.height,
-                # A string, not a list: readers that infer a schema from the first rows (datasets)
-                # would type an empty list as null and then fail on the first non-empty one.
-                "conversions": ",".join(source.notes),
-            },
+            "source": _source_record(source),
             "width": width,
             "height": height,
             "edit": {
@@ -184,14 +277,7 @@ class EditStep:
                 "changed_ratio": round(cache.changed_ratio(candidate.source, candidate.target), 5),
                 "params": candidate.params,
             },
-            "annotators": {
-                **annotators,
-                **(
-                    {"inpaint": {"backend": self.tools.inpaint.name, "version": self.tools.inpaint.version}}
-                    if candidate.mask is not None
-                    else {}
-                ),
-            },
+            "annotators": {**annotators, **self.tool_records},
             "backend": cfg.backend,
             "seed": seed,
             "config_hash": self.config_hash,
@@ -199,6 +285,8 @@ class EditStep:
             "src_ext": cfg.image_format,
             "tgt_ext": cfg.image_format,
         }
+        if source.partners:
+            record["partners"] = [_source_record(partner) for partner in source.partners]
         json.dumps(record)  # fail here, in the worker, on anything a reader could not parse
         return EncodedSample(
             id=sid,
@@ -209,65 +297,121 @@ class EditStep:
         )
 
 
+def _source_record(source: SourceSample) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "uri": source.uri,
+        "sha256": source.sha256,
+        "licence": source.licence,
+        "width": source.width,
+        "height": source.height,
+        # A string, not a list: readers that infer a schema from the first rows (datasets) would type an
+        # empty list as null and then fail on the first non-empty one.
+        "conversions": ",".join(source.notes),
+    }
+    if source.frame is not None:
+        record.update(frame=source.frame, timestamp=source.timestamp, video_sha256=source.video_sha256)
+    return record
+
+
+def _step_error(name: str, item: WorkItem, error: BaseException) -> StepError:
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    log.error("%s failed on %s: %s", name, item.ref.get("uri"), text)
+    return StepError(name, str(item.ref.get("uri")), text)
+
+
 Step = Callable[[WorkItem], WorkItem]
 
 
 def apply_step(name: str, step: Step, item: WorkItem) -> WorkItem:
-    """Run one step; an unexpected error on one item becomes that item's reject, not the run's end.
-
-    The reason names the step (`edit_error`, ...) and the detail holds the exception, so such rejects are
-    counted in the summary and can be found in the rejects table.
-    """
-    if item.rejected:
+    """Run one step on one item. An exception the step did not decide on is a bug: it becomes the item's
+    `error` (with the traceback and the source), and the driver decides whether the run stops."""
+    if item.finished:
         return item
     started = time.perf_counter()
     try:
         item = step(item)
-    except Exception as error:  # noqa: BLE001 - deliberately broad: one photo must not stop the run
-        reason = name.split(":")[0] + "_error"
-        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        log.warning("%s failed on %s: %s", name, item.ref.get("uri"), detail)
-        item = item.reject(reason, detail)
-    # per-stage progress (pipelines.progress): what each step cost, and which one rejected the item
-    item.timings[name] = time.perf_counter() - started
-    if item.rejected:
-        item.rejected_at = name
+    except Exception as error:  # noqa: BLE001 - carried to the driver, never swallowed
+        item.error = _step_error(name, item, error)
+        item.source = None
+    record_step(name, [item], time.perf_counter() - started)
     return item
+
+
+def expand_item(step: ExpandStep, item: WorkItem) -> list[WorkItem]:
+    """The items a video expands into; an exception while expanding is that video's error."""
+    started = time.perf_counter()
+    try:
+        items = list(step(item))
+    except Exception as error:  # noqa: BLE001 - carried to the driver, never swallowed
+        item.error = _step_error("expand", item, error)
+        items = [item]
+    record_step("expand", items, time.perf_counter() - started)
+    return items
+
+
+def record_step(name: str, items: list[WorkItem], seconds: float) -> None:
+    """For per-stage progress (pipelines.progress): the step's time, shared by the items it ran on, and
+    the step that stopped an item (a reject or an error)."""
+    for item in items:
+        item.timings[name] = seconds / len(items)
+        if item.rejected_at is None and (item.rejected or item.error is not None):
+            item.rejected_at = name
 
 
 @dataclass(frozen=True)
 class StepSpec:
-    """A step not yet built: the driver plans the graph from these without loading any model."""
+    """A step not yet built: the driver plans the graph from these without loading any model.
+
+    kind: "map" (one item in, one out), "batch" (a list of items, `resources.batch_size` at a time) or
+    "expand" (one item in, any number out). actor: holds a model or a connection pool, so it is built once
+    per Ray actor, not per task.
+    """
 
     name: str
-    make: Callable[[], Step]
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
+    make: Callable[[], Any]
+    resources: Resources = Resources()
     run_key: str = ""  # identifies the run, so a worker process reuses a built step across blocks
-    actor: bool = False  # holds a model or a connection pool: build once per actor, not per process
+    actor: bool = False
+    kind: str = "map"
 
 
-def step_specs(config: RunConfig) -> list[StepSpec]:
-    """The ordered steps for a run's task: load, one per annotator the task reads, edit."""
+def _holds_a_model(plugin: type[Plugin]) -> bool:
+    return bool(plugin.models) or plugin.resources.num_gpus > 0
+
+
+def step_specs(config: RunConfig, done: frozenset[int] = frozenset()) -> list[StepSpec]:
+    """The ordered steps of a run, from its task's declarations: load (or expand a video), one per
+    annotator the task reads, edit (hosting the task's tools), and instruct when an MLLM writes."""
     task = load_task(config.task)
     run_key = f"{config.config_hash()}|{config.out}"
-    annotate = [
-        StepSpec(
-            f"annotate:{name}",
-            partial(AnnotateStep, name),
-            ObjectAnnotator.resources.num_cpus,
-            ObjectAnnotator.resources.num_gpus,
-            run_key,
-            actor=True,
+    if task.INPUTS == "frame_pair":
+        first = StepSpec("expand", partial(ExpandStep, config, done), run_key=run_key, kind="expand")
+    else:
+        first = StepSpec("load", partial(LoadStep, config, done), run_key=run_key)
+    annotate = []
+    for name in task.ANNOTATORS:
+        plugin = resolve(name, config.backend)
+        annotate.append(
+            StepSpec(
+                f"annotate:{name}",
+                partial(AnnotateStep, name, config.backend, config.models_dir),
+                plugin.resources,
+                run_key,
+                actor=True,
+                kind="batch",
+            )
         )
-        for name in task.ANNOTATORS
-    ]
-    specs = [
-        StepSpec("load", partial(LoadStep, config), run_key=run_key),
-        *annotate,
-        StepSpec("edit", partial(EditStep, config), run_key=run_key),
-    ]
+    tools = [resolve(name, config.backend) for name in task.TOOLS]
+    edit = StepSpec(
+        "edit",
+        partial(EditStep, config),
+        combined_resources([tool.resources for tool in tools]),
+        run_key,
+        actor=any(_holds_a_model(tool) for tool in tools),
+    )
+    specs = [first, *annotate, edit]
     if config.instruction_writer == "openai":
         # Network-bound: a fraction of a CPU, one client (and its concurrency limit) per actor.
-        specs.append(StepSpec("instruct", partial(InstructStep, config), 0.25, 0.0, run_key, actor=True))
+        instruct = partial(InstructStep, config)
+        specs.append(StepSpec("instruct", instruct, Resources(0.25), run_key, actor=True))
     return specs

@@ -32,6 +32,11 @@ class SourceSample:
     licence: str = "unknown"
     labels: list[ObjectLabel] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # conversions applied while decoding (cmyk, alpha, ...)
+    # image+partner tasks: other photos of the run; frame_pair tasks: the pair's second frame.
+    partners: list[SourceSample] = field(default_factory=list)
+    frame: int | None = None  # a video frame's index in its video, None for photos
+    timestamp: float | None = None  # a video frame's time in seconds
+    video_sha256: str | None = None  # a video frame's video (its own sha256 is then the pair's key)
 
     @property
     def height(self) -> int:

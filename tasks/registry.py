@@ -6,6 +6,8 @@ import importlib
 import importlib.util
 from types import ModuleType
 
+from tasks.contract import contract_problems
+
 # category -> GEdit-Bench key (stored with every sample).
 GEDIT_KEYS: dict[str, str] = {
     "subject_addition": "subject-add",
@@ -36,5 +38,7 @@ def load_task(name: str) -> ModuleType:
             f"task {name!r} has no implementation yet; available: {', '.join(available_tasks())}"
         )
     module = importlib.import_module(f"tasks.{name}")
-    assert GEDIT_KEYS[name] == module.GEDIT_KEY, f"tasks.{name} declares a different GEdit key"
+    problems = contract_problems(module, name, GEDIT_KEYS[name])
+    if problems:
+        raise TypeError(f"tasks.{name} breaks the task contract (tasks/contract.py): {'; '.join(problems)}")
     return module

@@ -18,6 +18,9 @@ from tasks.vocabulary import object_names, position_phrase, with_article
 NAME = "subject_addition"
 GEDIT_KEY = "subject-add"
 ANNOTATORS = subject_removal.ANNOTATORS
+TOOLS = subject_removal.TOOLS
+INPUTS = subject_removal.INPUTS
+LOCAL = True
 Params = subject_removal.Params
 
 _TEMPLATES_POSITIONED = (

@@ -20,6 +20,9 @@ from tasks.vocabulary import object_names, position_phrase
 NAME = "subject_removal"
 GEDIT_KEY = "subject-remove"
 ANNOTATORS = ("objects",)
+TOOLS = ("inpaint",)
+INPUTS = "image"
+LOCAL = True
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def object_problem(label: ObjectLabel, image_area: int, params: Params) -> str |
 def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) -> TaskResult:
     if not source.labels:
         return Skip("no_objects", "no object was labelled or detected")
-    inpaint = tools.require_inpaint()
+    inpaint = tools.inpaint
     image_area = source.width * source.height
     problems: Counter[str] = Counter()
     usable: list[ObjectLabel] = []

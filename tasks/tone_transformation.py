@@ -22,6 +22,9 @@ from tasks.tools import Tools
 NAME = "tone_transformation"
 GEDIT_KEY = "tone_transfer"
 ANNOTATORS: tuple[str, ...] = ()
+TOOLS: tuple[str, ...] = ()
+INPUTS = "image"
+LOCAL = False
 
 Phrases = tuple[tuple[str, str], ...]  # alternatives of (English, Chinese)
 

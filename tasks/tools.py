@@ -1,29 +1,45 @@
-"""The editing tools a task may call, as protocols: the pipeline injects the backend (classical or model).
+"""The pixel tools a task may call, as protocols; the engine injects the backend (offline or models).
 
-Keeping them behind protocols lets tasks stay pure logic while the heavy code lives in annotators/.
+A task names the tools it needs in ``TOOLS``; each name is a module annotators/<name>.py that declares the
+tool's backends (see annotators.registry). Keeping the tools behind protocols lets tasks stay pure logic
+while the heavy code lives in annotators/.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 
 class Inpainter(Protocol):
     name: str
+    version: str
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Fill the True pixels of ``mask`` (HxW bool) in ``image`` (HxWx3 uint8); same shape out."""
+    def __call__(self, image: np.ndarray, mask: np.ndarray, prompt: str | None = None) -> np.ndarray:
+        """Fill the True pixels of ``mask`` (HxW bool) in ``image`` (HxWx3 uint8); same shape out.
+
+        ``prompt`` says what should fill the hole ("a cat"); None asks for the surroundings (a removal).
+        """
         ...
 
 
-@dataclass
 class Tools:
-    inpaint: Inpainter | None = None
+    """The tools of one run, by name."""
 
-    def require_inpaint(self) -> Inpainter:
-        if self.inpaint is None:
-            raise RuntimeError("this task needs an inpainting backend, and none was configured")
-        return self.inpaint
+    def __init__(self, **tools: Any) -> None:
+        self._tools = tools
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._tools:
+            raise RuntimeError(
+                f"this task needs the {name!r} tool and none was configured: declare it in the task's TOOLS"
+            )
+        return self._tools[name]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self._tools.items())
+
+    @property
+    def inpaint(self) -> Inpainter:
+        return self["inpaint"]

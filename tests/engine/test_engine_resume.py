@@ -166,3 +166,25 @@ def test_resume_refuses_another_config(source: Path, tmp_path: Path) -> None:
     cli(*base)
     other = cli(*base, "--seed", "5", check=False)
     assert other.returncode != 0 and "config hash" in other.stderr
+
+
+def test_a_moved_or_renamed_source_is_not_redone(tmp_path: Path) -> None:
+    """Resume is keyed on (content hash, task): the same bytes under another name or folder are done."""
+    first = tmp_path / "first"
+    write_variants(first, 3)
+    out = tmp_path / "run"
+    cli(*local_run(first, out))
+    before = sorted(committed_ids(out))
+    moved = tmp_path / "elsewhere" / "deeper"
+    moved.mkdir(parents=True)
+    for i, path in enumerate(sorted(first.iterdir())):
+        path.rename(moved / f"renamed_{i}.jpg")
+    write_variants(tmp_path / "new", 4)  # variant_003 is the one new photo
+    (tmp_path / "new" / "variant_003.jpg").rename(moved / "new.jpg")
+    cli(*local_run(tmp_path / "elsewhere", out))
+    counts = json.loads((out / "run.json").read_text())["runs"][-1]["counts"]
+    assert counts["already_done"] == 3 and counts["read"] == 1
+    after = committed_ids(out)
+    assert len(after) == len(set(after)) and set(before) < set(after)
+    new_sources = {row["source_uri"] for row in manifest_rows(out) if row["id"] not in before}
+    assert new_sources == {str(moved / "new.jpg")}

@@ -131,7 +131,7 @@ def test_subject_removal_without_labels_uses_saliency(tmp_path: Path) -> None:
     cli("run", "subject_removal", "--source", str(source), "--out", str(out), "--quiet")
     (row,) = manifest_rows(out)
     record = json.loads(row["json"])
-    assert record["annotators"]["objects"]["backend"] == "saliency_grabcut"
+    assert record["annotators"]["objects"]["name"] == "saliency_grabcut"
     x0, y0, x1, y1 = record["edit"]["bbox"]
     assert x0 < 320 < x1 and y0 < 300 < y1, (
         "the salient object of the launch photo is the rocket at its centre"
@@ -209,9 +209,9 @@ def test_each_annotator_runs_in_an_actor_pool(capsys: pytest.CaptureFixture[str]
     config = RunConfig(task="subject_removal", source=str(PHOTOS), out="unused")
     _init_ray(config)
     try:
-        build_dataset(list_sources(str(PHOTOS)).refs, config).explain()
+        build_dataset(list_sources(str(PHOTOS)).refs, config, frozenset()).explain()
     finally:
         ray.shutdown()
     physical = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
-    assert "ActorPoolMapOperator" in physical and "_ActorStep" in physical  # annotate:objects
+    assert "ActorPoolMapOperator" in physical and "_ActorBatchStep" in physical  # annotate:objects
     assert "TaskPoolMapOperator[Map(apply)]" in physical  # edit: a stateless task

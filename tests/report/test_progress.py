@@ -66,7 +66,8 @@ def test_progress_json_of_a_run_and_its_resume(removal_run: Path, tmp_path: Path
     step1x_data(*common, "--limit", 2)
     step1x_data(*common)
     first, second = json.loads((run / "progress.json").read_text())["runs"]
-    assert (first["todo"], second["todo"]) == (2, 3)
+    assert (first["read"], first["todo"]) == (2, 5)  # --limit 2 of 5
+    assert (second["read"], second["already_done"], second["todo"]) == (3, 2, 3)
     assert first["status"] == second["status"] == "finished"
     check_stage_arithmetic(second["stages"], 3)
     folder_total = json.loads((run / "run.json").read_text())["counts"]["folder_total_samples"]
@@ -84,7 +85,7 @@ def test_live_table_and_log_lines_from_real_items(tmp_path: Path) -> None:
     log = io.StringIO()
     logged = RunProgress(config.out, config.task, live=False, log_every_s=1e-6, log_stream=log)
     summary = RunSummary(out=config.out)
-    for item in iterate_local(refs, config):
+    for item in iterate_local(refs, config, frozenset()):
         summary.read += 1
         if item.rejected:
             summary.rejects[item.reject_reason] += 1
@@ -118,5 +119,5 @@ def test_ray_workers_report_step_timings(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (entry,) = json.loads((out / "progress.json").read_text())["runs"]
     check_stage_arithmetic(entry["stages"], 2)
-    assert "progress tone_transformation: 2/2 items, 12 samples, 0 rejects" in result.stderr
+    assert "progress tone_transformation: 2/5 items, 12 samples, 0 rejects" in result.stderr  # --limit 2
     assert "| load 2>2 (0 rejected) | edit 2>2 (0 rejected) | write 2>12 (0 rejected)" in result.stderr

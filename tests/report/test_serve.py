@@ -28,7 +28,7 @@ def gallery(page) -> list[dict]:
     )
 
 
-def wait_for(condition, timeout: float = 30.0) -> None:
+def wait_for(condition, timeout: float = 120.0) -> None:
     """Polls `condition`; a page that is reloading at that moment counts as not yet."""
     deadline = time.monotonic() + timeout
     while True:

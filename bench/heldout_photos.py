@@ -1,0 +1,75 @@
+"""Copy the held-out real photos and videos into a folder: the inputs on which pairs are looked at and
+labelled by eye (bench/labels/), and which no test uses.
+
+They come from packages installed here, nothing is downloaded: Debian's opencv-doc (examples/data),
+scikit-learn's two sample photos and matplotlib's portrait. Their licences are written beside them.
+
+usage: python bench/heldout_photos.py OUT_FOLDER [--set photos|text|video|all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+from pathlib import Path
+
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+# Real photographs with objects, people, animals, streets and scenes (no calibration charts, no drawings).
+OPENCV_PHOTOS = (
+    "aloeL.jpg", "apple.jpg", "baboon.jpg", "basketball1.png", "board.jpg", "box_in_scene.png",
+    "building.jpg", "butterfly.jpg", "chicky_512.png", "fruits.jpg", "home.jpg", "leuvenA.jpg",
+    "licenseplate_motion.jpg", "messi5.jpg", "orange.jpg", "rubberwhale1.png", "smarties.png",
+    "squirrel_cls.jpg", "stuff.jpg", "left01.jpg", "aero3.jpg",
+)
+# Photographs with legible text (signs, packaging, pages).
+OPENCV_TEXT = ("ela_original.jpg", "text_motion.jpg", "imageTextR.png", "licenseplate_motion.jpg")
+OPENCV_VIDEO = ("Megamind.avi", "tree.avi")
+LICENCES = {
+    "opencv-doc": "OpenCV sample data (Debian opencv-doc, BSD-3-Clause/Apache-2.0 OpenCV distribution)",
+    "sklearn": "CC BY 2.0 (Flickr), see sklearn/datasets/images/README.txt",
+    "matplotlib": "matplotlib sample data (US Navy portrait of Grace Hopper, public domain)",
+}
+
+
+def package_file(package: str, *parts: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent.joinpath(*parts)
+    return path if path.exists() else None
+
+
+def heldout(kind: str) -> list[tuple[Path, str]]:
+    files: list[tuple[Path, str]] = []
+    names = {"photos": OPENCV_PHOTOS, "text": OPENCV_TEXT, "video": OPENCV_VIDEO}
+    for name in names[kind] if kind != "all" else sum(names.values(), ()):
+        files.append((OPENCV_DATA / name, "opencv-doc"))
+    if kind in ("photos", "all"):
+        for name in ("china.jpg", "flower.jpg"):
+            path = package_file("sklearn", "datasets", "images", name)
+            if path:
+                files.append((path, "sklearn"))
+        portrait = package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
+        if portrait:
+            files.append((portrait, "matplotlib"))
+    return [(path, origin) for path, origin in files if path.exists()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("--set", default="photos", choices=["photos", "text", "video", "all"])
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for path, origin in heldout(args.set):
+        shutil.copy(path, out / path.name)
+        lines.append(f"- {path.name}: {LICENCES[origin]}")
+    (out / "LICENSES.md").write_text("# Held-out photos\n\n" + "\n".join(lines) + "\n")
+    print(f"{len(lines)} files in {out}")
+
+
+if __name__ == "__main__":
+    main()
