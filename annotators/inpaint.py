@@ -19,7 +19,10 @@ import numpy as np
 from annotators.registry import Plugin
 from tasks.masks import bbox_of
 
-BACKENDS = {"offline": "annotators.inpaint:ClassicalInpainter"}
+BACKENDS = {
+    "offline": "annotators.inpaint:ClassicalInpainter",
+    "models": "annotators.inpaint_models:DiffusionInpainter",
+}
 
 
 class ClassicalInpainter(Plugin):

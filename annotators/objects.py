@@ -16,7 +16,10 @@ from annotators.registry import Annotator
 from tasks.masks import bbox_of
 from tasks.records import ObjectLabel, SourceSample
 
-BACKENDS = {"offline": "annotators.objects:OfflineObjects"}
+BACKENDS = {
+    "offline": "annotators.objects:OfflineObjects",
+    "models": "annotators.objects_models:FlorenceSam2Objects",
+}
 
 
 class SalientObjects:
