@@ -2,9 +2,11 @@
 
 1. Florence-2 (transformers' native ``Florence2ForConditionalGeneration``) runs ``<OD>`` on a batch of
    photos: boxes with free-text names.
-2. Each name is mapped onto the bilingual vocabulary (tasks/vocabulary.py). A box whose name maps to
-   nothing is asked about again with ``<REGION_TO_CATEGORY>`` (Florence-2's region caption: what is in this
-   box); a box still without a vocabulary name is dropped, so every label has an English and a Chinese name.
+2. Each name is mapped onto the bilingual vocabulary (tasks/vocabulary.py). A name of something no removal
+   can take away whole (a face, a wheel, a wall: vocabulary.UNREMOVABLE) drops its box; a box whose name maps
+   to nothing else is asked about again with ``<REGION_TO_CATEGORY>`` (Florence-2's region caption: what is
+   in this box), and dropped if that gives no vocabulary name either: every label has an English and a
+   Chinese name.
 3. SAM-2 (transformers' ``Sam2Model``), prompted with the named boxes, gives one mask per box; a mask SAM-2
    itself scores low, that mostly lies outside its box, or that fills too little of it, is dropped.
 
@@ -31,7 +33,7 @@ from annotators.pretrained import device, inference_dtype, local_pretrained
 from annotators.registry import Annotator, PluginUnavailable, Resources
 from tasks.masks import bbox_of
 from tasks.records import ObjectLabel, SourceSample
-from tasks.vocabulary import vocabulary_key
+from tasks.vocabulary import UNREMOVABLE, vocabulary_key
 
 FLORENCE_FOLDERS = ("Florence-2-large", "Florence-2-large-ft", "Florence-2-base", "Florence-2-base-ft")
 SAM2_FOLDERS = (
@@ -207,7 +209,7 @@ class MaskGate:
             return "mask_low_score"
         inside = self.grown(box, mask.shape)
         inner = int(mask[inside].sum())
-        if (area - inner) / area > self.max_outside:
+        if inner == 0 or (area - inner) / area > self.max_outside:
             return "mask_outside_box"
         x0, y0, x1, y1 = box
         if inner / max((x1 - x0) * (y1 - y0), 1.0) < self.min_fill:
@@ -326,10 +328,14 @@ class FlorenceSam2Objects(Annotator):
                     dropped["box_too_small"] += 1
                     continue
                 key = vocabulary_key(detection.name)
-                if key is None:
+                if key is not None:
+                    named[i].append((key, detection.box))
+                elif " ".join(detection.name.lower().split()) in UNREMOVABLE:
+                    dropped["not_removable"] += 1
+                elif sum(j == i for j, _ in unnamed) < self.max_objects:  # largest first
                     unnamed.append((i, detection))
                 else:
-                    named[i].append((key, detection.box))
+                    dropped["unnamed"] += 1
         if unnamed:
             answers = self.florence.region_names([images[i] for i, _ in unnamed], [d.box for _, d in unnamed])
             for (i, detection), answer in zip(unnamed, answers, strict=True):

@@ -614,7 +614,10 @@ def summarise(
         "pairs_per_gpu_hour_whole_run": round(summary.samples / (ended - started) * 3600, 1),
         "steady_seconds": round(steady, 1),
         "steady_pairs": steady_pairs,
-        "pairs_per_gpu_hour_steady": round(steady_pairs / steady * 3600, 1) if written else 0.0,
+        # A run too short to have a steady state (pairs arriving together from one batch) has no such rate.
+        "pairs_per_gpu_hour_steady": round(steady_pairs / steady * 3600, 1)
+        if steady >= 1 and steady_pairs
+        else None,
         "gpu_busy_steady": None if gpu_busy is None else round(gpu_busy, 3),
         "peak_memory": peaks,
         "inpaint_calls": len(inpaint_calls),

@@ -237,6 +237,20 @@ ALIASES: dict[str, str] = {
     "pot plant": "potted plant",
 }
 
+# Names a detector gives to what a removal cannot take away whole: parts of people, vehicles and buildings,
+# what people wear, scenery. An object so named is dropped at once (no point asking its region again).
+UNREMOVABLE: frozenset[str] = frozenset(
+    {
+        "human face", "human head", "human hair", "human hand", "human arm", "human leg", "human eye",
+        "human nose", "human mouth", "human ear", "human body", "face", "head", "hair", "hand", "arm", "leg",
+        "clothing", "footwear", "shirt", "jacket", "dress", "trousers", "jeans", "shoe", "sock",
+        "wheel", "tire", "license plate", "window", "door", "roof", "wall", "floor", "ceiling", "stairs",
+        "building", "house", "skyscraper", "tower", "road", "street", "sidewalk", "sky", "cloud", "grass",
+        "water", "sea", "river", "mountain", "land vehicle", "vehicle", "furniture", "food", "tableware",
+        "kitchen utensil", "fashion accessory", "plant", "animal", "mammal", "carnivore", "person's face",
+    }
+)  # fmt: skip
+
 _ARTICLES = ("a ", "an ", "the ")
 
 
@@ -276,6 +290,7 @@ def vocabulary_key(name: str) -> str | None:
         if key is not None:
             return key
     return None
+
 
 # English names whose instructions read better without the category's plural-looking form.
 _EN_DISPLAY = {"skis": "pair of skis", "tv": "TV", "sports ball": "ball", "cell phone": "phone"}

@@ -20,10 +20,12 @@ from tiny_models import (  # noqa: E402
 )
 
 # What the taught Florence-2 answers to <OD> on coffee.png (600 x 400): the cup (its box in the COCO labels)
-# under a vocabulary name, and a box under a name the vocabulary leaves out on purpose (a part of a person).
+# under a vocabulary name, a box under a name the vocabulary does not know (its region caption is asked
+# for), and one under a name of something a removal cannot take away (dropped at once).
 CUP_BOX = (175, 16, 412, 305)
-FACE_BOX = (30, 60, 150, 200)
-COFFEE_ANSWER = florence_answer([("cup", CUP_BOX), ("human face", FACE_BOX)], 600, 400)
+COFFEE_ANSWER = florence_answer(
+    [("cup", CUP_BOX), ("cactus", (450, 250, 590, 390)), ("human face", (30, 60, 150, 200))], 600, 400
+)
 
 
 @pytest.fixture(scope="session")

@@ -65,8 +65,8 @@ def test_subject_removal_with_the_model_backends(photos: Path, models_dir: Path,
         assert source.shape == target.shape and mask.shape == source.shape[:2]
         assert np.array_equal(source[~mask], target[~mask])  # the inpainter touched the hole only
         assert np.abs(source[mask].astype(int) - target[mask]).mean() > 5
-    # coffee.png went through Florence-2 (a cup, and a face it has no name for) and SAM-2, whose random
-    # weights score the cup's mask too low: no object to remove.
+    # coffee.png went through Florence-2 (a cup, and two things it drops) and SAM-2, whose random weights
+    # score the cup's mask too low: no object to remove.
     (coffee,) = reject_rows(out)
     assert Path(coffee["source_uri"]).name == "coffee.png" and coffee["reason"] == "no_objects"
 

@@ -54,8 +54,8 @@ def test_named_boxes_become_labels_with_sam2_masks(annotator: FlorenceSam2Object
     annotator.gate = PERMISSIVE  # random SAM-2 weights score every mask ~0.5: let them through here
     coffee = source("coffee.png")
     annotator.annotate([coffee])
-    # Florence-2 said "cup" at the cup's box and "human face" elsewhere; the face has no vocabulary name,
-    # the region caption did not give one either, so only the cup is labelled.
+    # Florence-2 said "cup" at the cup's box, "cactus" (no vocabulary name, nor from its region caption)
+    # and "human face" (not removable) elsewhere: only the cup is labelled.
     (cup,) = coffee.labels
     assert cup.category == "cup" and cup.source == LABEL_SOURCE
     assert cup.mask.shape == coffee.image.shape[:2] and cup.mask.dtype == bool and cup.mask.any()
@@ -67,7 +67,7 @@ def test_named_boxes_become_labels_with_sam2_masks(annotator: FlorenceSam2Object
     record = annotator.describe_source(coffee)
     assert record["backend"] == "models" and record["name"] == LABEL_SOURCE
     assert "Florence-2-large+sam2.1-hiera-large" in record["version"]
-    assert record["dropped"] == "unnamed:1"
+    assert record["dropped"] == "not_removable:1,unnamed:1"
     names = object_names(cup.category)
     assert names == {"en": "cup", "zh": "杯子"}
 
@@ -77,7 +77,7 @@ def test_masks_sam2_scores_low_are_dropped_with_their_reason(annotator: Florence
     coffee = source("coffee.png")
     annotator.annotate([coffee])
     assert coffee.labels == []
-    assert annotator.describe_source(coffee)["dropped"] == "mask_low_score:1,unnamed:1"
+    assert annotator.describe_source(coffee)["dropped"] == "mask_low_score:1,not_removable:1,unnamed:1"
 
 
 def test_sources_with_labels_keep_them_and_a_batch_mixes_both(annotator: FlorenceSam2Objects) -> None:
