@@ -69,6 +69,8 @@ ENGINE_MODULES = (
     "pyarrow",
     "cv2",
 )
+# Read when the engine imports this module as the plug-ins' home (`model_backend_removal`, after main() set
+# the variable; the script itself runs as __main__): it sizes the models and the plug-ins' resources.
 TINY = os.environ.get(SIZE_ENV) == "tiny"
 
 # The entry points name these: each plug-in module is an object with BACKENDS.
