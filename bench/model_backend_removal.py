@@ -17,12 +17,15 @@ kept as the objects (random SAM-2 masks are noise), so the inpainter sees real o
 Reported: pairs per GPU-hour (the whole run, and steady state from the first pair written to the last), the
 GPU's busy fraction in steady state (nvidia-smi's utilization.gpu sampled every 200 ms), the peak memory of
 each actor (torch.cuda.max_memory_allocated / reserved), and each model plug-in's busy time (its calls,
-synchronised) as a share of the steady window; results go to OUT/results.json and a markdown table.
+synchronised) as a share of the steady window and of the two plug-ins' time; all in OUT/results.json.
+`--executor local` runs the same steps in one process without Ray (nothing overlaps: a lower bound).
 
-Packages: the engine's own (pyproject.toml) with the `models` extra. On the device machine, beyond what its
-image has, carry wheels for: diffusers, importlib_metadata, ray, jsonschema, jsonschema-specifications,
-referencing, rpds-py, webdataset, braceexpand, pycocotools, openai (+ its distro, jiter, pydantic,
-pydantic-core, annotated-types, typing-inspection, sniffio) and av; `--check` prints what is missing.
+Packages: the engine's own (pyproject.toml) with the `models` extra; `--check` prints what is missing. On the
+device machine (Python 3.12, transformers 5.17) carry, as tested here: diffusers 0.42.1, importlib_metadata
+10.2.0, lazy-importer 0.1.0, transformers 5.23.0, regex, webdataset 1.0.2, braceexpand, pycocotools 2.0.11,
+openai 3.57.0 with httpx2, httpcore2, truststore, jiter, pydantic 2.14.4, pydantic-core, annotated-types,
+typing-inspection, typing-extensions 4.16, sniffio; and for Ray: ray 2.60.0 (a 79 MB wheel), jsonschema,
+jsonschema-specifications, referencing, rpds-py, packaging >= 24.2.
 """
 
 from __future__ import annotations
@@ -59,16 +62,7 @@ SIZE_ENV = "STEP1X_BENCH_SIZE"  # "full" or "tiny": which models the bench plug-
 STATS_ENV = "STEP1X_BENCH_STATS"  # folder the plug-ins write their timings and memory into
 OD_TOKENS_ENV = "STEP1X_BENCH_OD_TOKENS"
 STEPS_ENV = "STEP1X_BENCH_STEPS"
-ENGINE_MODULES = (
-    "ray.data",
-    "webdataset",
-    "pycocotools",
-    "openai",
-    "diffusers",
-    "transformers",
-    "pyarrow",
-    "cv2",
-)
+ENGINE_MODULES = ("webdataset", "pycocotools", "openai", "diffusers", "transformers", "pyarrow", "cv2")
 # Read when the engine imports this module as the plug-ins' home (`model_backend_removal`, after main() set
 # the variable; the script itself runs as __main__): it sizes the models and the plug-ins' resources.
 TINY = os.environ.get(SIZE_ENV) == "tiny"
@@ -564,9 +558,9 @@ def announce_plugins(site: Path) -> None:
     sys.path[:0] = paths
 
 
-def missing_modules() -> list[str]:
+def missing_modules(executor: str) -> list[str]:
     missing = []
-    for module in ENGINE_MODULES:
+    for module in (*ENGINE_MODULES, *(("ray.data",) if executor == "ray" else ())):
         try:
             importlib.import_module(module)
         except ImportError as error:
@@ -645,7 +639,7 @@ def main() -> None:
     parser.add_argument("--executor", choices=("ray", "local"), default="ray")
     parser.add_argument("--check", action="store_true", help="list the missing packages and stop")
     args = parser.parse_args()
-    missing = missing_modules()
+    missing = missing_modules(args.executor)
     if missing or args.check:
         print("\n".join(missing) or "every package the run imports is here")
         sys.exit(1 if missing else 0)
