@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CUP_BOX
 from engine_inputs import PHOTOS
 from PIL import Image
 from pycocotools import mask as coco_mask
+from tiny_models import CUP_BOX
 
 from annotators.objects_models import LABEL_SOURCE, FlorenceSam2Objects, MaskGate
 from annotators.registry import PluginUnavailable, resolve
