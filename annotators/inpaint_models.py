@@ -226,6 +226,11 @@ class DiffusionInpainter(Plugin):
             "version": f"diffusers-{__version__} {self.engine.describe()} context={self.context}",
         }
 
+    def can_fill(self, image: np.ndarray, mask: np.ndarray) -> str | None:
+        """None: a diffusion model continues structure and texture from the whole window around the hole, so
+        no hole is refused for its surroundings (the task still measures every fill before keeping it)."""
+        return None
+
     def __call__(self, image: np.ndarray, mask: np.ndarray, prompt: str | None = None) -> np.ndarray:
         box = bbox_of(mask)
         if box is None:

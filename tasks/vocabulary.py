@@ -102,7 +102,12 @@ EXTRA_OBJECTS: dict[str, str] = {
     "hat": "帽子",
     "glasses": "眼镜",
     "space shuttle": "航天飞机",
-    "object": "物体",
+    "coin": "硬币",
+    "lighter": "打火机",
+    "lid": "盖子",
+    "candy": "糖果",
+    "pen": "笔",
+    "squirrel": "松鼠",
 }
 
 # Objects a detector with an open vocabulary (Florence-2's <OD>) names and a removal can take away whole.
@@ -139,10 +144,9 @@ DETECTED_OBJECTS: dict[str, str] = {
     "cabinet": "柜子",
     "shelf": "架子",
     "sunglasses": "太阳镜",
-    "cap": "帽子",
+    "cap": "鸭舌帽",
     "balloon": "气球",
     "toy": "玩具",
-    "ball": "球",
     "football": "足球",
     "basketball": "篮球",
     "tennis ball": "网球",
@@ -168,7 +172,6 @@ DETECTED_OBJECTS: dict[str, str] = {
     "lion": "狮子",
     "tiger": "老虎",
     "rabbit": "兔子",
-    "squirrel": "松鼠",
     "strawberry": "草莓",
     "grape": "葡萄",
     "lemon": "柠檬",
@@ -176,7 +179,6 @@ DETECTED_OBJECTS: dict[str, str] = {
     "bread": "面包",
     "cookie": "饼干",
     "egg": "鸡蛋",
-    "pen": "笔",
     "pencil": "铅笔",
     "headphones": "耳机",
     "microphone": "麦克风",
@@ -194,6 +196,7 @@ OBJECTS: dict[str, str] = {**COCO_OBJECTS, **EXTRA_OBJECTS, **DETECTED_OBJECTS}
 # Other names a detector gives the same objects (Open Images / Objects365 wording, British spelling...).
 ALIASES: dict[str, str] = {
     "human": "person",
+    "ball": "sports ball",
     "people": "person",
     "mobile phone": "cell phone",
     "smartphone": "cell phone",
@@ -267,7 +270,7 @@ def _singular(word: str) -> str:
 
 def _lookup(phrase: str) -> str | None:
     for candidate in (phrase, _singular(phrase)):
-        if candidate in OBJECTS and candidate != "object":
+        if candidate in OBJECTS:
             return candidate
         if candidate in ALIASES:
             return ALIASES[candidate]
@@ -278,7 +281,7 @@ def vocabulary_key(name: str) -> str | None:
     """The vocabulary key a free-text object name stands for, or None when it names nothing known.
 
     "Coffee cup" -> "coffee cup", "a white mugs" -> "mug", "mobile phone" -> "cell phone": the whole phrase
-    first, then without its leading words (adjectives: "red car" -> "car"). "object" is never a name.
+    first, then without its leading words (adjectives: "red car" -> "car").
     """
     phrase = " ".join(name.lower().replace("-", " ").replace("_", " ").split()).strip(" .,;:!?")
     for article in _ARTICLES:

@@ -50,6 +50,7 @@ def test_subject_removal_with_the_model_backends(photos: Path, models_dir: Path,
     cli(
         "run", "subject_removal", "--source", str(photos), "--out", str(out), "--backend", "models",
         "--models-dir", str(models_dir), "--executor", "local", "--image-format", "png", "--quiet",
+        "--param", "check_fill=false",
         env={"OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     written = samples(out)
@@ -66,9 +67,9 @@ def test_subject_removal_with_the_model_backends(photos: Path, models_dir: Path,
         assert np.array_equal(source[~mask], target[~mask])  # the inpainter touched the hole only
         assert np.abs(source[mask].astype(int) - target[mask]).mean() > 5
     # coffee.png went through Florence-2 (a cup, and two things it drops) and SAM-2, whose random weights
-    # score the cup's mask too low: no object to remove.
+    # score the cup's mask too low: no named object to remove.
     (coffee,) = reject_rows(out)
-    assert Path(coffee["source_uri"]).name == "coffee.png" and coffee["reason"] == "no_objects"
+    assert Path(coffee["source_uri"]).name == "coffee.png" and coffee["reason"] == "unnamed_region"
 
 
 def test_subject_addition_with_stable_diffusion(
@@ -82,9 +83,10 @@ def test_subject_addition_with_stable_diffusion(
         backend="models",
         models_dir=str(models_dir),
         image_format="png",
+        task_params={"check_fill": False},
     )
     summary = run(config, executor="local")
-    assert summary.samples >= 2 and summary.rejects == {"no_objects": 1}
+    assert summary.samples >= 2 and summary.rejects == {"unnamed_region": 1}
     for sample in samples(tmp_path / "run"):
         record = json.loads(sample["json"])
         assert record["gedit_key"] == "subject-add"
@@ -114,5 +116,5 @@ def test_an_inpainter_out_of_memory_rejects_the_source_as_oom(
     )  # fmt: skip
     summary = run(config, executor="local")
     assert summary.samples == 0 and summary.errors == 0
-    assert summary.rejects == {"oom": 2, "no_objects": 1}
+    assert summary.rejects == {"oom": 2, "unnamed_region": 1}
     assert len(calls) == 4  # each labelled photo: its first object, tried again once after freeing memory
