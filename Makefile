@@ -9,7 +9,11 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # Debian packages the tests use: a headless browser for the web pages, a CJK font for Chinese text,
 # and OpenCV's sample data (real photos, text images and a video the tests never ship).
-SYSTEM_PACKAGES ?= chromium fonts-wqy-microhei opencv-doc
+SYSTEM_PACKAGES ?= chromium fonts-wqy-microhei fonts-liberation opencv-doc
+# Installed without their dependencies: each names an OpenCV distribution (opencv-python-headless,
+# opencv-contrib-python) that would overwrite opencv-contrib-python-headless's cv2/. The `ocr` and `faces`
+# extras list what they really need. MediaPipe's model files come out of its 0.10.21 wheel, checked by hash.
+NO_DEPS_PACKAGES ?= rapidocr==3.10.0 mediapipe==1.2.3 ai-edge-litert==2.3.0
 
 .PHONY: setup system-deps demo test lint
 
@@ -25,7 +29,9 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[models,dev]'
+	$(BIN)/pip install -q -e '.[models,dev,ocr,faces]'
+	$(BIN)/pip install -q --no-deps $(NO_DEPS_PACKAGES)
+	$(BIN)/python -m annotators.mediapipe_models fetch
 	touch $@
 
 setup: $(BIN)/.installed

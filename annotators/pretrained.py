@@ -33,11 +33,13 @@ def require_safetensors(path: str) -> None:
     weights = glob.glob(os.path.join(path, "**", "*.safetensors"), recursive=True)
     if weights:
         return
-    pickles = [p for p in glob.glob(os.path.join(path, "**", "*"), recursive=True) if p.endswith(PICKLE_SUFFIXES)]
+    pickles = [
+        p for p in glob.glob(os.path.join(path, "**", "*"), recursive=True) if p.endswith(PICKLE_SUFFIXES)
+    ]
     if pickles:
         raise PluginUnavailable(
             f"{path} holds only pickled weights ({os.path.basename(pickles[0])}); they are never loaded. "
-            "Convert them once with `python -c \"from safetensors.torch import save_file; import torch; "
+            'Convert them once with `python -c "from safetensors.torch import save_file; import torch; '
             "save_file(torch.load('IN', weights_only=True), 'OUT.safetensors')\"` or use the repository's "
             "safetensors release"
         )
