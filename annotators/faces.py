@@ -8,6 +8,8 @@ The short-range detector is made for faces that fill a good part of the picture 
 
 from __future__ import annotations
 
+import atexit
+
 import numpy as np
 
 from annotators import mediapipe_models
@@ -36,6 +38,8 @@ class MediaPipeFaces(Plugin):
             min_detection_confidence=min_score,
         )
         self.detector = vision.FaceDetector.create_from_options(options)
+        # Closed before the interpreter tears modules down (its own __del__ would run too late).
+        atexit.register(self.detector.close)
         self.mesh = LiteRTModel(mediapipe_models.model_file("face_landmark.tflite"))
         self.max_faces = max_faces
 
@@ -71,8 +75,3 @@ class MediaPipeFaces(Plugin):
                 )
             )
         return faces
-
-    def __del__(self) -> None:
-        detector = getattr(self, "detector", None)
-        if detector is not None:
-            detector.close()

@@ -7,6 +7,8 @@ frame; callers with small people (a street video) hand it a crop around each one
 
 from __future__ import annotations
 
+import atexit
+
 import numpy as np
 
 from annotators import mediapipe_models
@@ -34,6 +36,8 @@ class MediaPipePersons(Plugin):
             output_category_mask=False,
         )
         self.segmenter = vision.ImageSegmenter.create_from_options(options)
+        # Closed before the interpreter tears modules down (its own __del__ would run too late).
+        atexit.register(self.segmenter.close)
 
     @classmethod
     def check(cls, models_dir: str | None) -> None:
@@ -45,8 +49,3 @@ class MediaPipePersons(Plugin):
         (confidence,) = self.segmenter.segment(frame).confidence_masks
         mask = np.array(confidence.numpy_view(), dtype=np.float32)
         return mask.reshape(image.shape[:2])
-
-    def __del__(self) -> None:
-        segmenter = getattr(self, "segmenter", None)
-        if segmenter is not None:
-            segmenter.close()

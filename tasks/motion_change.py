@@ -1,0 +1,300 @@
+"""motion_change (GEdit-Bench `motion_change`): a person's motion between two frames of one video shot.
+
+The engine hands two frames of one shot (FRAME_PAIRS). Optical flow between them (the `flow` tool) gives
+the camera's motion as the homography most of the picture follows: a camera that moved too much is a skip;
+a small motion is compensated by warping the second frame onto the first and cropping both to what they
+share. What still moves is grouped into regions; each region must be a person (the `persons` tool, run on a
+crop around it in both frames), else it is skipped as `unnamed_subject`.
+
+The target is the first frame with only that person's region (where they were and where they are, grown a
+little) taken from the second frame. Other people who move elsewhere in the shot therefore do not move in
+the pair: only the named person's motion is the edit, and the mask says where it is. A region that touches
+another mover, a seam that still moves, or light that changed between the frames is a skip.
+
+The instruction comes from the person's body landmarks (the `pose` tool): an arm raised or lowered, the
+head turned; else from where the body went (walking left, right, towards or away from the camera); else
+from the direction of the flow. Each pair also gives its inverse (the reverse motion).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from tasks import motion_words as words
+from tasks.contract import FramePairs
+from tasks.masks import bbox_of, dilate
+from tasks.records import Candidate, Skip, SourceSample, TaskResult
+from tasks.tools import Tools
+from tasks.vocabulary import position_phrase
+
+NAME = "motion_change"
+GEDIT_KEY = "motion_change"
+ANNOTATORS: tuple[str, ...] = ()
+TOOLS = ("flow", "persons", "pose")
+INPUTS = "frame_pair"
+LOCAL = True
+# Half a second to two seconds apart: long enough for a visible motion, short enough for one shot.
+FRAME_PAIRS = FramePairs(stride_s=0.5, gaps_s=(1.0, 2.0), max_pairs=12)
+
+
+@dataclass(frozen=True)
+class Params:
+    max_camera_motion: float = 0.03  # of the diagonal: a camera that moved more is not compensated
+    compensate_above_px: float = 0.5  # camera motion below this is none
+    moving_px: float = 1.5  # a pixel moved when its compensated flow is longer (and 0.3 % of the diagonal)
+    min_region: float = 0.002  # of the frame: smaller moving regions are noise or too small to name
+    max_region: float = 0.4
+    min_person_cover: float = 0.5  # of a moving region that a person mask must cover to call it a person
+    max_subjects: int = 2  # pairs per frame pair
+    max_seam_motion: float = 1.0  # pixels of motion allowed on the ring around the edited region
+    max_light_change: float = 6.0  # mean level difference on that ring (exposure or light changed)
+    inverse_pairs: bool = True
+
+
+_TEMPLATES = (
+    ("Make the person{pos} {motion}.", "让{pos}人物{motion}。"),
+    ("Have the person{pos} {motion}.", "让{pos}这个人{motion}。"),
+)
+
+
+def camera_motion(flow: np.ndarray, step: int = 8) -> tuple[np.ndarray, float]:
+    """The homography most of the picture's flow follows (RANSAC), and its median displacement in pixels."""
+    height, width = flow.shape[:2]
+    ys, xs = np.mgrid[step // 2 : height : step, step // 2 : width : step]
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+    moved = points + flow[ys.ravel(), xs.ravel()]
+    homography, _ = cv2.findHomography(points, moved, cv2.RANSAC, 1.0)
+    if homography is None:
+        homography = np.eye(3)
+    projected = cv2.perspectiveTransform(points[None], homography)[0]
+    return homography, float(np.median(np.linalg.norm(projected - points, axis=1)))
+
+
+def camera_flow(homography: np.ndarray, height: int, width: int) -> np.ndarray:
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    points = np.stack([xs, ys], axis=-1).reshape(1, -1, 2)
+    projected = cv2.perspectiveTransform(points, homography).reshape(height, width, 2)
+    return projected - np.stack([xs, ys], axis=-1)
+
+
+def _crop_box(
+    box: tuple[int, int, int, int], height: int, width: int, grow: float
+) -> tuple[int, int, int, int]:
+    """A square around ``box``, ``grow`` times its longer side, inside the frame."""
+    x0, y0, x1, y1 = box
+    side = grow * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return (
+        max(0, round(cx - side / 2)),
+        max(0, round(cy - side / 2)),
+        min(width, round(cx + side / 2)),
+        min(height, round(cy + side / 2)),
+    )
+
+
+def _person_in(segment, image: np.ndarray, crop: tuple[int, int, int, int]) -> np.ndarray:  # noqa: ANN001
+    x0, y0, x1, y1 = crop
+    mask = np.zeros(image.shape[:2], bool)
+    mask[y0:y1, x0:x1] = segment(np.ascontiguousarray(image[y0:y1, x0:x1])) > 0.5
+    return mask
+
+
+def _largest(mask: np.ndarray) -> np.ndarray:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) -> TaskResult:
+    if not source.partners:
+        return Skip("no_second_frame", "a frame pair needs its second frame")
+    first, second = source.image, source.partners[0].image
+    if first.shape != second.shape:
+        return Skip("frame_size_changed", f"{first.shape} and {second.shape}")
+    height, width = first.shape[:2]
+    diagonal = float(np.hypot(height, width))
+    flow = tools["flow"](first, second)
+    homography, camera_px = camera_motion(flow)
+    if camera_px > params.max_camera_motion * diagonal:
+        return Skip("camera_moved", f"camera motion {camera_px:.1f} px")
+    compensated = camera_px > params.compensate_above_px
+    if compensated:
+        # The second frame seen from the first frame's camera; both cropped to what the two share.
+        second = cv2.warpPerspective(
+            second,
+            np.linalg.inv(homography),
+            (width, height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        margin = int(np.ceil(np.abs(camera_flow(homography, height, width)).max())) + 2
+        if 4 * margin >= min(height, width):
+            return Skip("camera_moved", f"{margin} px of the frame lost to the camera's motion")
+        residual = flow - camera_flow(homography, height, width)
+        crop = (slice(margin, height - margin), slice(margin, width - margin))
+        first, second, residual = first[crop], second[crop], residual[crop]
+        height, width = first.shape[:2]
+    else:
+        residual = flow
+    speed = np.linalg.norm(residual, axis=2)
+    moving = speed > max(params.moving_px, 0.003 * diagonal)
+    moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    moving = cv2.morphologyEx(moving, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)) > 0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(moving.astype(np.uint8), connectivity=8)
+    area = height * width
+    regions = [
+        i
+        for i in range(1, count)
+        if params.min_region * area <= stats[i, cv2.CC_STAT_AREA] <= params.max_region * area
+    ]
+    if not regions:
+        return Skip(
+            "nothing_moved",
+            f"no moving region of {params.min_region:.1%}-{params.max_region:.0%} of the frame",
+        )
+    regions.sort(key=lambda i: -float(speed[labels == i].sum()))
+
+    rng = np.random.default_rng(seed)
+    problems: Counter[str] = Counter()
+    candidates: list[Candidate] = []
+    taken = np.zeros((height, width), bool)
+    for region in regions:
+        if len(candidates) >= params.max_subjects * (2 if params.inverse_pairs else 1):
+            break
+        made = _subject_pair(
+            first,
+            second,
+            labels,
+            region,
+            stats,
+            moving,
+            speed,
+            residual,
+            taken,
+            len(regions) > 1,
+            params,
+            tools,
+            rng,
+        )
+        if isinstance(made, str):
+            problems[made] += 1
+            continue
+        candidates.extend(made)
+    if candidates:
+        for candidate in candidates:
+            candidate.params.update(camera_motion_px=round(camera_px, 2), camera_compensated=compensated)
+        return candidates
+    reason, _ = problems.most_common(1)[0]
+    return Skip(reason, ", ".join(f"{k}: {v}" for k, v in sorted(problems.items())))
+
+
+def _subject_pair(
+    first: np.ndarray,
+    second: np.ndarray,
+    labels: np.ndarray,
+    region: int,
+    stats: np.ndarray,
+    moving: np.ndarray,
+    speed: np.ndarray,
+    residual: np.ndarray,
+    taken: np.ndarray,
+    crowded: bool,
+    params: Params,
+    tools: Tools,
+    rng: np.random.Generator,
+) -> list[Candidate] | str:
+    """The pair (and its inverse) for one moving region, or the reason it gives none."""
+    height, width = first.shape[:2]
+    x, y, w, h = (int(v) for v in stats[region, :4])
+    crop = _crop_box((x, y, x + w, y + h), height, width, grow=1.6)
+    segment = tools["persons"]
+    in_first = _largest(_person_in(segment, first, crop))
+    in_second = _largest(_person_in(segment, second, crop))
+    mover = labels == region
+    cover = float((mover & (in_first | in_second)).sum()) / max(float(mover.sum()), 1.0)
+    if cover < params.min_person_cover or not in_first.any() or not in_second.any():
+        return "unnamed_subject"
+    grow = max(3, round(0.04 * max(w, h)))
+    edited = dilate(in_first | in_second | mover, grow)
+    if (edited & taken).any():
+        return "overlapping_movers"
+    others = moving & ~mover
+    if (dilate(edited, grow) & others).any():
+        return "overlapping_movers"
+    ring = dilate(edited, 2 * grow) & ~edited
+    if ring.any() and float(np.median(speed[ring])) > params.max_seam_motion:
+        return "seam_moves"
+    if ring.any():
+        light = float(np.abs(first[ring].astype(np.int16) - second[ring].astype(np.int16)).mean())
+        if light > params.max_light_change:
+            return "light_changed"
+
+    box_first, box_second = bbox_of(in_first), bbox_of(in_second)
+    assert box_first is not None and box_second is not None
+    pose_tool = tools["pose"]
+    pose_first, pose_second = pose_tool(first, box_first), pose_tool(second, box_second)
+    kinds: list[str] = []
+    if pose_first is not None and pose_second is not None:
+        kinds = words.arm_motions(pose_first, pose_second) + words.head_turn(pose_first, pose_second)
+    source_of_words = "pose"
+    if not kinds:
+        kinds, source_of_words = words.body_motion(box_first, box_second), "body_box"
+    if not kinds:
+        median = np.median(residual[in_first & mover], axis=0) if (in_first & mover).any() else np.zeros(2)
+        kinds, source_of_words = words.flow_motion(median, min_px=params.moving_px * 2), "flow"
+    if not kinds:
+        return "motion_unnamed"
+    kinds = kinds[:2]  # two motions at most in one sentence ("raise the left arm and turn the head")
+
+    alpha = cv2.GaussianBlur(edited.astype(np.float32), (0, 0), max(1.0, grow / 3))[..., None]
+    alpha[~dilate(edited, grow)] = 0.0
+    target = np.clip(np.round(first * (1 - alpha) + second * alpha), 0, 255).astype(np.uint8)
+    mask = alpha[..., 0] > 1e-3
+    taken |= mask
+    position = position_phrase(box_first, width, height) if crowded else None
+    box = bbox_of(mask)
+    record = {"motion": kinds, "words_from": source_of_words, "person_box": list(box_first)}
+    variant = f"{'+'.join(kinds)}:{box_first[0]},{box_first[1]}"
+    pairs = [
+        Candidate(
+            variant,
+            first,
+            target,
+            _instruction(kinds, position, rng),
+            mask=mask,
+            bbox=box,
+            params={**record, "inverse": False},
+        )
+    ]
+    if params.inverse_pairs:
+        back = [words.REVERSE[k] for k in kinds]
+        back_position = position_phrase(box_second, width, height) if crowded else None
+        pairs.append(
+            Candidate(
+                f"{variant}:inverse",
+                target,
+                first,
+                _instruction(back, back_position, rng),
+                mask=mask,
+                bbox=box,
+                params={**record, "motion": back, "inverse": True},
+            )
+        )
+    return pairs
+
+
+def _instruction(
+    kinds: list[str], position: dict[str, str] | None, rng: np.random.Generator
+) -> dict[str, str]:
+    en_motion = " and ".join(words.PHRASES[k]["en"] for k in kinds)
+    zh_motion = "，并且".join(words.PHRASES[k]["zh"] for k in kinds)
+    en, zh = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
+    return {
+        "en": en.format(pos=f" {position['en']}" if position else "", motion=en_motion),
+        "zh": zh.format(pos=f"{position['zh']}的" if position else "", motion=zh_motion),
+    }
