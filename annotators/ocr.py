@@ -56,7 +56,14 @@ class RapidOCRText(Plugin):
         super().check(models_dir)
 
     def __call__(self, image: np.ndarray) -> list[TextLine]:
-        result = self.engine(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), return_word_box=True)
+        # Every switch is passed: rapidocr keeps the last call's switches for the next call.
+        result = self.engine(
+            cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+            use_det=True,
+            use_cls=True,
+            use_rec=True,
+            return_word_box=True,
+        )
         if result.txts is None:
             return []
         lines = []
@@ -74,6 +81,19 @@ class RapidOCRText(Plugin):
                 )
             )
         return lines
+
+    def read_line(self, image: np.ndarray) -> tuple[str, float]:
+        """Recognition alone on an upright image of one line of text: its text and confidence."""
+        result = self.engine(
+            cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+            use_det=False,
+            use_cls=False,
+            use_rec=True,
+            return_word_box=False,
+        )
+        if not result.txts:
+            return "", 0.0
+        return "".join(result.txts), float(min(result.scores))
 
 
 class PaddleServerOCR(RapidOCRText):

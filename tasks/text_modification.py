@@ -17,6 +17,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from tasks.masks import bbox_of
@@ -32,7 +33,7 @@ TOOLS = ("ocr", "text_render", "inpaint")
 INPUTS = "image"
 LOCAL = True
 
-KINDS = ("en_en", "en_zh", "zh_zh", "zh_en", "number", "price", "date", "code")
+KINDS = ("en_en", "en_en_free", "en_zh", "zh_zh", "zh_en", "number", "price", "date", "code")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Params:
     kinds: tuple[str, ...] = KINDS
     inverse_pairs: bool = True
     min_line_similarity: float = 0.75  # the edited line as read against the line as intended
+    max_attempts: int = 8  # words tried per photo (each costs an edit and an OCR read)
 
 
 _EN_TEMPLATES = (
@@ -141,13 +143,16 @@ def find_spans(
 
 
 def read_back(ocr, image: np.ndarray, line: TextLine) -> str:  # noqa: ANN001 - a TextReader
-    """What the OCR reads in the edited photo around the line."""
-    h = _height(line)
-    height, width = image.shape[:2]
-    x0, y0 = np.floor(line.quad.min(axis=0) - 0.5 * h).astype(int)
-    x1, y1 = np.ceil(line.quad.max(axis=0) + 0.5 * h).astype(int)
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
-    return "".join(found.text for found in ocr(np.ascontiguousarray(image[y0:y1, x0:x1])))
+    """What the OCR reads on the line, turned upright, in the edited photo (recognition only: fast)."""
+    along, across = line_axes(line.quad)
+    u, v = line.quad @ along, line.quad @ across
+    height = float(v.max() - v.min())
+    centre = along * (u.min() + u.max()) / 2 + across * (v.min() + v.max()) / 2
+    size = (int(np.ceil(u.max() - u.min() + 0.6 * height)), int(np.ceil(1.3 * height)))
+    forward = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), _angle(line), 1.0)
+    forward[:, 2] += (size[0] / 2 - centre[0], size[1] / 2 - centre[1])
+    patch = cv2.warpAffine(image, forward, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return ocr.read_line(patch)[0]
 
 
 def verify(read: str, line_text: str, old: str, new: str, min_similarity: float) -> str | None:
@@ -161,6 +166,20 @@ def verify(read: str, line_text: str, old: str, new: str, min_similarity: float)
     if difflib.SequenceMatcher(None, got, expected).ratio() < min_similarity:
         return "line_misread_after_edit"
     return None
+
+
+def _preferred_order(spans: list[Span], rng: np.random.Generator) -> list[int]:
+    """Spans in a random order, those the word list or a number format covers before free replacements,
+    and larger text first within each (it is drawn and read back more reliably)."""
+    keys = rng.random(len(spans))
+    return sorted(
+        range(len(spans)),
+        key=lambda i: (
+            all(kind == "en_en_free" for kind, _ in spans[i].options),
+            -round(_height(spans[i].line) / 8),
+            keys[i],
+        ),
+    )
 
 
 def _instruction(old: str, new: str, rng: np.random.Generator) -> dict[str, str]:
@@ -182,8 +201,12 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     editor = WordEditor(tools["text_render"], tools.inpaint)
     candidates: list[Candidate] = []
     used_lines: set[int] = set()
-    for index in rng.permutation(len(spans)):
-        if len(candidates) >= params.max_edits * (2 if params.inverse_pairs else 1):
+    attempts = 0
+    for index in _preferred_order(spans, rng):
+        if (
+            len(candidates) >= params.max_edits * (2 if params.inverse_pairs else 1)
+            or attempts >= params.max_attempts
+        ):
             break
         span = spans[int(index)]
         if id(span.line) in used_lines:
@@ -193,6 +216,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
             problems["kind_not_wanted"] += 1
             continue
         kind, new = options[int(rng.integers(len(options)))]
+        attempts += 1
         geometry = word_geometry(span.quad, span.line.quad, span.neighbours)
         try:
             edit = editor.replace(source.image, geometry, span.old, new)

@@ -218,14 +218,14 @@ def word_replacements(word: str, rng: np.random.Generator) -> list[tuple[str, st
 
 
 def free_replacement(word: str, rng: np.random.Generator) -> tuple[str, str] | None:
-    """("en_en", a word of the list about as long as ``word``, in its case) for an English word the list
+    """("en_en_free", a word of the list about as long as ``word``, in its case) for an English word the list
     does not know (a brand, a name): the instruction quotes both, which is what a text edit needs."""
     if not (word.isascii() and word.isalpha() and len(word) >= 3) or lexicon_entry(word):
         return None
     close = sorted(en for en in _ENGLISH if abs(len(en) - len(word)) <= 1 and en != word.lower())
     if not close:
         return None
-    return "en_en", match_case(close[int(rng.integers(len(close)))], word)
+    return "en_en_free", match_case(close[int(rng.integers(len(close)))], word)
 
 
 def number_replacement(token: str, rng: np.random.Generator) -> tuple[str, str] | None:

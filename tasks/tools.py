@@ -91,7 +91,11 @@ class TextReader(Protocol):
     version: str
 
     def __call__(self, image: np.ndarray) -> list[TextLine]:
-        """The text lines legible in ``image`` (HxWx3 uint8 RGB), best first is not promised."""
+        """The text lines legible in ``image`` (HxWx3 uint8 RGB), with their words."""
+        ...
+
+    def read_line(self, image: np.ndarray) -> tuple[str, float]:
+        """Recognition alone on an upright image of one line: its text and confidence (fast: no search)."""
         ...
 
 
