@@ -8,12 +8,11 @@ The short-range detector is made for faces that fill a good part of the picture 
 
 from __future__ import annotations
 
-import atexit
-
 import numpy as np
 
 from annotators import mediapipe_models
 from annotators.litert import LiteRTModel, sigmoid, square_crop, to_image
+from annotators.mediapipe_models import close_before_exit
 from annotators.registry import Plugin, Resources
 from tasks.tools import Face
 
@@ -38,8 +37,7 @@ class MediaPipeFaces(Plugin):
             min_detection_confidence=min_score,
         )
         self.detector = vision.FaceDetector.create_from_options(options)
-        # Closed before the interpreter tears modules down (its own __del__ would run too late).
-        atexit.register(self.detector.close)
+        close_before_exit(self.detector)
         self.mesh = LiteRTModel(mediapipe_models.model_file("face_landmark.tflite"))
         self.max_faces = max_faces
 

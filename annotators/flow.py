@@ -16,9 +16,12 @@ from annotators.registry import Plugin, Resources
 BACKENDS = {"offline": "annotators.flow:DISFlow", "models": "annotators.flow_models:RAFTFlow"}
 
 
-def working_size(height: int, width: int, max_side: int, multiple: int = 1) -> tuple[int, int]:
-    """(width, height) scaled so the longer side is at most ``max_side``, each a multiple of ``multiple``."""
-    scale = min(1.0, max_side / max(height, width))
+def working_size(
+    height: int, width: int, max_side: int, multiple: int = 1, min_side: int = 1
+) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is at most ``max_side`` and the shorter at least
+    ``min_side``, each a multiple of ``multiple``."""
+    scale = max(min(1.0, max_side / max(height, width)), min_side / min(height, width))
     w = max(multiple, round(width * scale / multiple) * multiple)
     h = max(multiple, round(height * scale / multiple) * multiple)
     return w, h

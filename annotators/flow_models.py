@@ -61,7 +61,8 @@ class RAFTFlow(Plugin):
 
     def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         height, width = first.shape[:2]
-        size = working_size(height, width, self.max_side, multiple=8)
+        # RAFT's correlation pyramid needs feature maps of 16 (inputs of 128) on each side.
+        size = working_size(height, width, self.max_side, multiple=8, min_side=128)
         with self.torch.inference_mode():
             predictions = self.model(
                 self._tensor(first, size), self._tensor(second, size), num_flow_updates=self.iterations

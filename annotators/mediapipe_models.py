@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -84,6 +85,18 @@ def check_runtime(module: str) -> None:
     if importlib.util.find_spec(module) is None:
         message = f"the MediaPipe models need the Python package {module!r}: {RUNTIMES[module]}"
         raise PluginUnavailable(message)
+
+
+def close_before_exit(task: object) -> None:
+    """Close a MediaPipe Tasks object while the interpreter can still run it.
+
+    Its close() runs on a thread pool; at exit that pool is shut down before atexit handlers run, so a plain
+    atexit (or the object's own __del__) fails noisily. threading's exit hooks run before the pool's own
+    (they are called last-registered first), so the task closes cleanly there.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(task.close)
 
 
 def _sha256(data: bytes) -> str:

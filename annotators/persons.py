@@ -7,11 +7,10 @@ frame; callers with small people (a street video) hand it a crop around each one
 
 from __future__ import annotations
 
-import atexit
-
 import numpy as np
 
 from annotators import mediapipe_models
+from annotators.mediapipe_models import close_before_exit
 from annotators.registry import Plugin, Resources
 
 BACKENDS = {"offline": "annotators.persons:MediaPipePersons"}
@@ -36,8 +35,7 @@ class MediaPipePersons(Plugin):
             output_category_mask=False,
         )
         self.segmenter = vision.ImageSegmenter.create_from_options(options)
-        # Closed before the interpreter tears modules down (its own __del__ would run too late).
-        atexit.register(self.segmenter.close)
+        close_before_exit(self.segmenter)
 
     @classmethod
     def check(cls, models_dir: str | None) -> None:

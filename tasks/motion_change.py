@@ -251,8 +251,10 @@ def _subject_pair(
         return "motion_unnamed"
     kinds = kinds[:2]  # two motions at most in one sentence ("raise the left arm and turn the head")
 
-    alpha = cv2.GaussianBlur(edited.astype(np.float32), (0, 0), max(1.0, grow / 3))[..., None]
+    # The region is the second frame exactly; its rim is feathered outwards into the first frame.
+    alpha = np.maximum(edited, cv2.GaussianBlur(edited.astype(np.float32), (0, 0), max(1.0, grow / 3)))
     alpha[~dilate(edited, grow)] = 0.0
+    alpha = alpha[..., None]
     target = np.clip(np.round(first * (1 - alpha) + second * alpha), 0, 255).astype(np.uint8)
     mask = alpha[..., 0] > 1e-3
     taken |= mask

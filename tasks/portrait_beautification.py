@@ -162,8 +162,8 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
         return Skip(reason, ", ".join(f"{k}: {v}" for k, v in sorted(problems.items())))
     chosen = sorted(rng.choice(possible, size=min(params.per_image, len(possible)), replace=False))
     candidates: list[Candidate] = []
-    for name in chosen:
-        made = _apply(str(name), image, face, person, params, rng)
+    for name in (str(n) for n in chosen):
+        made = _apply(name, image, face, person, params, rng)
         before, after, mask, key, record = made
         if _mean_change(before, after, mask) < params.min_change:
             problems["edit_not_visible"] += 1
@@ -184,7 +184,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
                 _phrase(key, rng),
                 mask=mask,
                 bbox=box,
-                params={"operation": name, **record},
+                params={"operation": name, "inverse": False, **record},
             )
         )
         if params.inverse_pairs and name in ("face_slimming", "background_blur") and not inverse:

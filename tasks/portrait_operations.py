@@ -64,13 +64,14 @@ def add_blemishes(
             min(image.shape[1], x + r + 1),
         )
         d2 = (yy[y0:y1, x0:x1] - y) ** 2 + (xx[y0:y1, x0:x1] - x) ** 2
-        spot = np.exp(-d2 / (2 * radius**2))[..., None]
+        spot = np.exp(-d2 / (2 * radius**2))
+        spot = np.where(spot > 0.05, spot, 0.0)[..., None]  # its faint tail is cut: the mask is exact
         # A blemish darkens the skin and pulls it towards red-brown (inflamed or pigmented skin).
         strength = rng.uniform(0.25, 0.4)
         tint = np.array([0.92, 0.62, 0.58], np.float32)
         patch = out[y0:y1, x0:x1]
         out[y0:y1, x0:x1] = patch * (1 - spot * strength) + patch * tint * spot * strength * 0.55
-        mask[y0:y1, x0:x1] |= spot[..., 0] > 0.05
+        mask[y0:y1, x0:x1] |= spot[..., 0] > 0
     return np.clip(np.round(out), 0, 255).astype(np.uint8), mask
 
 
