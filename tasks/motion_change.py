@@ -34,7 +34,7 @@ from tasks.vocabulary import position_phrase
 NAME = "motion_change"
 GEDIT_KEY = "motion_change"
 ANNOTATORS: tuple[str, ...] = ()
-TOOLS = ("flow", "persons", "pose")
+TOOLS = ("flow", "persons", "pose", "faces")
 INPUTS = "frame_pair"
 LOCAL = True
 # Half a second to two seconds apart: long enough for a visible motion, short enough for one shot.
@@ -46,11 +46,13 @@ class Params:
     max_camera_motion: float = 0.03  # of the diagonal: a camera that moved more is not compensated
     compensate_above_px: float = 0.5  # camera motion below this is none
     moving_px: float = 1.5  # a pixel moved when its compensated flow is longer (and 0.3 % of the diagonal)
+    min_difference: int = 15  # levels by which the frames must differ where something moved
     min_region: float = 0.002  # of the frame: smaller moving regions are noise or too small to name
     max_region: float = 0.4
     min_person_cover: float = 0.5  # of a moving region that a person mask must cover to call it a person
+    min_person_frame: float = 0.03  # a person this large is found on the whole frame; smaller ones on crops
     max_subjects: int = 2  # pairs per frame pair
-    max_seam_motion: float = 1.0  # pixels of motion allowed on the ring around the edited region
+    max_seam_change: float = 0.05  # share of the ring around the edited region where the frames differ
     max_light_change: float = 6.0  # mean level difference on that ring (exposure or light changed)
     inverse_pairs: bool = True
 
@@ -142,7 +144,11 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     else:
         residual = flow
     speed = np.linalg.norm(residual, axis=2)
-    moving = speed > max(params.moving_px, 0.003 * diagonal)
+    # Flow on flat, dark or blurred areas wanders; a pixel moved only when its flow is long AND the two
+    # (aligned) frames differ there.
+    blurred = [cv2.GaussianBlur(f, (0, 0), 1.5).astype(np.int16) for f in (first, second)]
+    differs = np.abs(blurred[0] - blurred[1]).max(axis=2) > params.min_difference
+    moving = (speed > max(params.moving_px, 0.003 * diagonal)) & differs
     moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     moving = cv2.morphologyEx(moving, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)) > 0
     count, labels, stats, _ = cv2.connectedComponentsWithStats(moving.astype(np.uint8), connectivity=8)
@@ -158,33 +164,70 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
             f"no moving region of {params.min_region:.1%}-{params.max_region:.0%} of the frame",
         )
     regions.sort(key=lambda i: -float(speed[labels == i].sum()))
+    # Specks below min_region are noise; the rest is what other movers are checked against.
+    moving = np.isin(labels, regions)
 
     rng = np.random.default_rng(seed)
     problems: Counter[str] = Counter()
     candidates: list[Candidate] = []
     taken = np.zeros((height, width), bool)
-    for region in regions:
-        if len(candidates) >= params.max_subjects * (2 if params.inverse_pairs else 1):
+    wanted = params.max_subjects * (2 if params.inverse_pairs else 1)
+    # People who fill a good part of the frame are segmented on the whole frame; what moves inside one of
+    # them is that person's motion, however many pieces (a head, a hand) it moves in.
+    segment = tools["persons"]
+    person_first, person_second = segment(first) > 0.5, segment(second) > 0.5
+    count_p, people, stats_p, _ = cv2.connectedComponentsWithStats(
+        (person_first | person_second).astype(np.uint8), connectivity=8
+    )
+    large = [p for p in range(1, count_p) if stats_p[p, cv2.CC_STAT_AREA] >= params.min_person_frame * area]
+    crowded = len(large) > 1 or (not large and len(regions) > 1)  # then the instruction says which person
+    covered = np.zeros((height, width), bool)
+    for person in large:
+        if len(candidates) >= wanted:
             break
-        made = _subject_pair(
+        body = people == person
+        # Every moving region that touches the person is theirs (hair and hands reach past the mask).
+        mover = np.isin(labels, [r for r in regions if (body & (labels == r)).any()])
+        if mover.sum() < params.min_region * area:
+            continue
+        covered |= body | mover
+        made = _pair_for_person(
             first,
             second,
-            labels,
-            region,
-            stats,
+            _largest(body & person_first),
+            _largest(body & person_second),
+            mover,
             moving,
-            speed,
+            differs,
             residual,
             taken,
-            len(regions) > 1,
+            crowded,
             params,
             tools,
             rng,
         )
         if isinstance(made, str):
             problems[made] += 1
+        else:
+            candidates.extend(made)
+    # Smaller people: each moving region, with the person looked for on a crop around it.
+    for region in regions:
+        if len(candidates) >= wanted:
+            break
+        mover = labels == region
+        if (mover & covered).any():
             continue
-        candidates.extend(made)
+        found = _person_in_region(first, second, mover, stats[region], params, segment)
+        if isinstance(found, str):
+            problems[found] += 1
+            continue
+        made = _pair_for_person(
+            first, second, *found, mover, moving, differs, residual, taken, crowded, params, tools, rng
+        )
+        if isinstance(made, str):
+            problems[made] += 1
+        else:
+            candidates.extend(made)
     if candidates:
         for candidate in candidates:
             candidate.params.update(camera_motion_px=round(camera_px, 2), camera_compensated=compensated)
@@ -193,14 +236,34 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     return Skip(reason, ", ".join(f"{k}: {v}" for k, v in sorted(problems.items())))
 
 
-def _subject_pair(
+def _person_in_region(
     first: np.ndarray,
     second: np.ndarray,
-    labels: np.ndarray,
-    region: int,
+    mover: np.ndarray,
     stats: np.ndarray,
+    params: Params,
+    segment,  # noqa: ANN001
+) -> tuple[np.ndarray, np.ndarray] | str:
+    """The person who makes a small moving region, in each frame (segmented on a crop around it)."""
+    height, width = first.shape[:2]
+    x, y, w, h = (int(v) for v in stats[:4])
+    crop = _crop_box((x, y, x + w, y + h), height, width, grow=1.6)
+    in_first = _largest(_person_in(segment, first, crop))
+    in_second = _largest(_person_in(segment, second, crop))
+    cover = float((mover & (in_first | in_second)).sum()) / max(float(mover.sum()), 1.0)
+    if cover < params.min_person_cover or not in_first.any() or not in_second.any():
+        return "unnamed_subject"
+    return in_first, in_second
+
+
+def _pair_for_person(
+    first: np.ndarray,
+    second: np.ndarray,
+    in_first: np.ndarray,
+    in_second: np.ndarray,
+    mover: np.ndarray,
     moving: np.ndarray,
-    speed: np.ndarray,
+    differs: np.ndarray,
     residual: np.ndarray,
     taken: np.ndarray,
     crowded: bool,
@@ -208,17 +271,13 @@ def _subject_pair(
     tools: Tools,
     rng: np.random.Generator,
 ) -> list[Candidate] | str:
-    """The pair (and its inverse) for one moving region, or the reason it gives none."""
+    """The pair (and its inverse) for one person who moved, or the reason it gives none."""
     height, width = first.shape[:2]
-    x, y, w, h = (int(v) for v in stats[region, :4])
-    crop = _crop_box((x, y, x + w, y + h), height, width, grow=1.6)
-    segment = tools["persons"]
-    in_first = _largest(_person_in(segment, first, crop))
-    in_second = _largest(_person_in(segment, second, crop))
-    mover = labels == region
-    cover = float((mover & (in_first | in_second)).sum()) / max(float(mover.sum()), 1.0)
-    if cover < params.min_person_cover or not in_first.any() or not in_second.any():
-        return "unnamed_subject"
+    if not in_first.any() or not in_second.any():
+        return "person_lost"
+    box = bbox_of(in_first | in_second)
+    assert box is not None
+    w, h = box[2] - box[0], box[3] - box[1]
     grow = max(3, round(0.04 * max(w, h)))
     edited = dilate(in_first | in_second | mover, grow)
     if (edited & taken).any():
@@ -227,7 +286,8 @@ def _subject_pair(
     if (dilate(edited, grow) & others).any():
         return "overlapping_movers"
     ring = dilate(edited, 2 * grow) & ~edited
-    if ring.any() and float(np.median(speed[ring])) > params.max_seam_motion:
+    # Around the region the two frames must agree, or the pasted region shows a seam.
+    if ring.any() and float(differs[ring].mean()) > params.max_seam_change:
         return "seam_moves"
     if ring.any():
         light = float(np.abs(first[ring].astype(np.int16) - second[ring].astype(np.int16)).mean())
@@ -238,13 +298,18 @@ def _subject_pair(
     assert box_first is not None and box_second is not None
     pose_tool = tools["pose"]
     pose_first, pose_second = pose_tool(first, box_first), pose_tool(second, box_second)
-    kinds: list[str] = []
+    kinds = _face_motions(tools["faces"], first, second, in_first, in_second)
     if pose_first is not None and pose_second is not None:
-        kinds = words.arm_motions(pose_first, pose_second) + words.head_turn(pose_first, pose_second)
-    source_of_words = "pose"
-    if not kinds:
+        kinds += words.arm_motions(pose_first, pose_second)
+        if not any(k.startswith("tilt_head") for k in kinds):
+            kinds += words.head_turn(pose_first, pose_second)
+    source_of_words = "landmarks"
+    # A body cut by the frame's bottom edge (a close-up) does not walk anywhere the picture can show: its
+    # motion is named from landmarks or not at all.
+    whole_body = max(box_first[3], box_second[3]) < height - 2
+    if not kinds and whole_body:
         kinds, source_of_words = words.body_motion(box_first, box_second), "body_box"
-    if not kinds:
+    if not kinds and whole_body:
         median = np.median(residual[in_first & mover], axis=0) if (in_first & mover).any() else np.zeros(2)
         kinds, source_of_words = words.flow_motion(median, min_px=params.moving_px * 2), "flow"
     if not kinds:
@@ -288,6 +353,25 @@ def _subject_pair(
             )
         )
     return pairs
+
+
+def _face_motions(
+    finder,
+    first: np.ndarray,
+    second: np.ndarray,
+    in_first: np.ndarray,
+    in_second: np.ndarray,  # noqa: ANN001
+) -> list[str]:
+    """What the person's face did, when the face mesh finds it on both frames (close-ups)."""
+    meshes = []
+    for image, body in ((first, in_first), (second, in_second)):
+        inside = [
+            f for f in finder(image) if body[(f.box[1] + f.box[3] - 1) // 2, (f.box[0] + f.box[2] - 1) // 2]
+        ]
+        if len(inside) != 1:
+            return []
+        meshes.append(inside[0].landmarks)
+    return words.face_motions(meshes[0], meshes[1])
 
 
 def _instruction(

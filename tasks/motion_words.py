@@ -26,6 +26,12 @@ PHRASES: dict[str, dict[str, str]] = {
     "walk_away": {"en": "walk away from the camera", "zh": "走远，离开镜头"},
     "walk_left": {"en": "walk to the left", "zh": "向左走"},
     "walk_right": {"en": "walk to the right", "zh": "向右走"},
+    "close_eyes": {"en": "close their eyes", "zh": "闭上眼睛"},
+    "open_eyes": {"en": "open their eyes", "zh": "睁开眼睛"},
+    "open_mouth": {"en": "open their mouth", "zh": "张开嘴"},
+    "close_mouth": {"en": "close their mouth", "zh": "闭上嘴"},
+    "tilt_head_left": {"en": "tilt their head to the left", "zh": "把头向左歪"},
+    "tilt_head_right": {"en": "tilt their head to the right", "zh": "把头向右歪"},
     "move_left": {"en": "move to the left", "zh": "向左移动"},
     "move_right": {"en": "move to the right", "zh": "向右移动"},
     "move_up": {"en": "move upwards", "zh": "向上移动"},
@@ -85,6 +91,28 @@ def head_turn(first: Pose, second: Pose, min_change: float = 0.45) -> list[str]:
     return ["turn_head_right"]
 
 
+def face_motions(first: np.ndarray, second: np.ndarray) -> list[str]:
+    """Eyes closed or opened, mouth opened or closed, head tilted, from two face meshes (468 points)."""
+    from tasks import face_regions as fr
+
+    motions = []
+    eyes = fr.eye_openness(first), fr.eye_openness(second)
+    if eyes[0] > 0.2 and eyes[1] < 0.1:
+        motions.append("close_eyes")
+    elif eyes[0] < 0.1 and eyes[1] > 0.2:
+        motions.append("open_eyes")
+    mouth = fr.mouth_openness(first), fr.mouth_openness(second)
+    if mouth[0] < 0.1 and mouth[1] > 0.15 and mouth[1] - mouth[0] > 0.06:
+        motions.append("open_mouth")
+    elif mouth[1] < 0.1 and mouth[0] > 0.15 and mouth[0] - mouth[1] > 0.06:
+        motions.append("close_mouth")
+    roll = [float(np.degrees(np.arctan2(*(m[263] - m[33])[::-1]))) for m in (first, second)]
+    if abs(roll[1] - roll[0]) > 12:
+        # The eye line turning clockwise in the picture tips the head towards the picture's right.
+        motions.append("tilt_head_right" if roll[1] > roll[0] else "tilt_head_left")
+    return motions
+
+
 def body_motion(
     first_box: tuple[int, int, int, int], second_box: tuple[int, int, int, int], min_shift: float = 0.15
 ) -> list[str]:
@@ -132,6 +160,12 @@ REVERSE = {
     "walk_away": "walk_towards_camera",
     "walk_left": "walk_right",
     "walk_right": "walk_left",
+    "close_eyes": "open_eyes",
+    "open_eyes": "close_eyes",
+    "open_mouth": "close_mouth",
+    "close_mouth": "open_mouth",
+    "tilt_head_left": "tilt_head_right",
+    "tilt_head_right": "tilt_head_left",
     "move_left": "move_right",
     "move_right": "move_left",
     "move_up": "move_down",

@@ -162,6 +162,9 @@ class WordEditor:
         # (small text is mostly anti-aliased rim).
         extreme = float(np.percentile(lum[ink], 90 if dark_background else 10))
         t = np.clip((lum - bg_lum) / (extreme - bg_lum), 0.0, 1.0)
+        # Otsu's split can put mottled background on the ink side; ink is what is well on the way from the
+        # background's level to the strokes' level.
+        ink = in_word & (t > 0.35)
         core = ink & (t > 0.85)
         colour = np.median(patch[core if core.sum() >= 4 else ink], axis=0)
         old_box = _ink_box(ink)

@@ -197,6 +197,8 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     lines = ocr(source.image)
     if not lines:
         return Skip("no_text", "the OCR found no text")
+    if not any(line.score >= params.min_score for line in lines):
+        return Skip("no_text", f"{len(lines)} lines read, none with confidence {params.min_score} or more")
     spans, problems = find_spans(lines, params, rng)
     editor = WordEditor(tools["text_render"], tools.inpaint)
     candidates: list[Candidate] = []
