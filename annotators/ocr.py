@@ -37,11 +37,12 @@ class RapidOCRText(Plugin):
     resources = Resources(num_cpus=1.0)
     version = "rapidocr-3-ppocr-bundled"
 
-    def __init__(self, models_dir: str | None = None, min_score: float = 0.5) -> None:
+    def __init__(self, models_dir: str | None = None, min_score: float = 0.5, threads: int = -1) -> None:
         super().__init__(models_dir)
         from rapidocr import RapidOCR
 
-        self.engine = RapidOCR(params={"Global.log_level": "error", **self._model_params()})
+        params = {"Global.log_level": "error", "EngineConfig.onnxruntime.intra_op_num_threads": threads}
+        self.engine = RapidOCR(params={**params, **self._model_params()})
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         self.min_score = min_score
 

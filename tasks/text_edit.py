@@ -4,7 +4,7 @@ colour, angle, weight, width and sharpness.
 Everything happens in an upright patch around the word (the line's angle turned out): the word's pixels
 are told from its background by Otsu's threshold, the background side being the one above and below the
 word; the old word is fitted by each candidate font (the one whose drawing of the OLD text overlaps the old
-ink best is used for the new text); the old ink is filled by the inpainting tool; the new text is drawn
+ink best is used for the new text); the old ink is filled from the background around it; the new text is drawn
 with the old text colour and blurred as much as the old text is soft; the patch goes back into the photo
 only where something changed.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from tasks.tools import Inpainter, RenderedText, TextRenderer
+from tasks.tools import RenderedText, TextRenderer
 
 
 @dataclass
@@ -105,18 +105,16 @@ def _softness(t: np.ndarray) -> float:
 
 
 class WordEditor:
-    """Replaces words in one photo (one editor per source: the inpainter and renderer are shared tools)."""
+    """Replaces words in one photo (one editor per source; the renderer is a shared tool)."""
 
     def __init__(
         self,
         renderer: TextRenderer,
-        inpaint: Inpainter,
         min_contrast: float = 25.0,  # L* units between text and background
         max_background_std: float = 9.0,  # L* spread of the background next to the word
         min_font_fit: float = 0.35,  # overlap of the best font's drawing of the old word with its ink
     ) -> None:
         self.renderer = renderer
-        self.inpaint = inpaint
         self.min_contrast = min_contrast
         self.max_background_std = max_background_std
         self.min_font_fit = min_font_fit
@@ -130,10 +128,13 @@ class WordEditor:
         forward[:, 2] += (size[0] / 2 - geometry.centre[0], size[1] / 2 - geometry.centre[1])
         patch = cv2.warpAffine(image, forward, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cx, cy = size[0] / 2, size[1] / 2
+        # OCR word boxes are approximate: the word may reach halfway into the gap to its neighbours.
+        reach_left = min(0.5 * h, 0.5 * geometry.left_room)
+        reach_right = min(0.5 * h, 0.5 * geometry.right_room)
         word_box = (
-            cx - geometry.width / 2 - 0.1 * h,
+            cx - geometry.width / 2 - max(0.1 * h, reach_left),
             cy - 0.6 * h,
-            cx + geometry.width / 2 + 0.1 * h,
+            cx + geometry.width / 2 + max(0.1 * h, reach_right),
             cy + 0.6 * h,
         )
         shape = patch.shape[:2]
@@ -216,19 +217,17 @@ class WordEditor:
             raise TextEditError("replacement_too_wide", f"{new!r} falls outside the patch")
         alpha[y0:y1, x0:x1] = coverage[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
         alpha = _blur(alpha, sigma)
-        # As dark as the old word: small printed text is heavier than its outline (ink spread, camera blur),
-        # so the drawing's mean coverage over its ink box is raised to the old word's.
-        x0n, x1n = max(0, round(left)), min(shape[1], round(right))
-        y0n, y1n = max(0, round(baseline - (rendered.origin[1] - rendered.ink[1]))), min(shape[0], y1)
-        drawn_mean = float(alpha[y0n:y1n, x0n:x1n].mean()) if y1n > y0n and x1n > x0n else 0.0
-        old_mean = float(t[old_box[1] : old_box[3], old_box[0] : old_box[2]].mean())
-        gain = float(np.clip(old_mean / max(drawn_mean, 1e-3), 1.0, 2.5))
-        alpha = np.clip(alpha * gain, 0.0, 1.0)
+        # Blurred as softly as the old word, yet as solid: the stroke cores keep the full text colour (a blur
+        # of thin strokes would otherwise fade them to a grey the old text never had).
+        inked = alpha[alpha > 0.05]
+        if inked.size:
+            alpha = np.clip(alpha / max(float(np.percentile(inked, 90)), 0.3), 0.0, 1.0)
 
-        radius = max(2, round(0.12 * h))
+        # Erase the faint rim of the strokes too (blurred text spreads by about twice its blur).
+        radius = max(2, round(0.12 * h + 2 * sigma))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        erase = cv2.dilate(ink.astype(np.uint8), kernel) > 0
-        clean = self.inpaint(patch, erase)
+        erase = cv2.dilate((in_word & (t > 0.15)).astype(np.uint8), kernel) > 0
+        clean = self._fill_background(patch, erase, t, h)
         edited = clean.astype(np.float32) * (1 - alpha[..., None]) + colour[None, None, :] * alpha[..., None]
         changed = erase | (cv2.dilate((alpha > 0.02).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
         out, mask = self._paste(image, np.clip(np.round(edited), 0, 255).astype(np.uint8), changed, forward)
@@ -268,6 +267,20 @@ class WordEditor:
         if stretch != 1.0:
             coverage = cv2.resize(coverage, (max(1, round(coverage.shape[1] * stretch)), coverage.shape[0]))
         return min((0.0, 0.4, 0.7, 1.0, 1.4), key=lambda s: abs(_softness(_blur(coverage, s)) - wanted))
+
+    @staticmethod
+    def _fill_background(patch: np.ndarray, erase: np.ndarray, t: np.ndarray, h: float) -> np.ndarray:
+        """The erased pixels filled from nearby background only (normalised convolution): on a page or a
+        sign, a diffusion fill such as Telea's would drag the neighbouring letters' ink into the hole."""
+        background = ((t < 0.1) & ~erase).astype(np.float32)
+        background = cv2.erode(background, np.ones((3, 3), np.uint8))  # off the letters' soft rims
+        sigma = max(2.0, 0.5 * h)
+        weight = cv2.GaussianBlur(background, (0, 0), sigma)
+        total = cv2.GaussianBlur(patch.astype(np.float32) * background[..., None], (0, 0), sigma)
+        fill = total / np.maximum(weight, 1e-4)[..., None]
+        out = patch.astype(np.float32)
+        out[erase] = fill[erase]
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
     @staticmethod
     def _paste(

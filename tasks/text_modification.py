@@ -29,7 +29,7 @@ from tasks.tools import TextLine, Tools
 NAME = "text_modification"
 GEDIT_KEY = "text_change"
 ANNOTATORS: tuple[str, ...] = ()
-TOOLS = ("ocr", "text_render", "inpaint")
+TOOLS = ("ocr", "text_render")
 INPUTS = "image"
 LOCAL = True
 
@@ -200,7 +200,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     if not any(line.score >= params.min_score for line in lines):
         return Skip("no_text", f"{len(lines)} lines read, none with confidence {params.min_score} or more")
     spans, problems = find_spans(lines, params, rng)
-    editor = WordEditor(tools["text_render"], tools.inpaint)
+    editor = WordEditor(tools["text_render"])
     candidates: list[Candidate] = []
     used_lines: set[int] = set()
     attempts = 0

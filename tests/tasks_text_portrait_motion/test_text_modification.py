@@ -12,7 +12,6 @@ import pytest
 from conftest import PHOTOS, TEXT_PHOTO, rgb
 from PIL import Image, ImageDraw, ImageFont
 
-from annotators.inpaint import ClassicalInpainter
 from annotators.registry import PluginUnavailable
 from tasks import text_modification as text
 from tasks.records import Skip, SourceSample
@@ -22,7 +21,7 @@ from tasks.tools import Tools
 
 @pytest.fixture(scope="module")
 def tools(ocr, renderer) -> Tools:  # noqa: ANN001
-    return Tools(ocr=ocr, text_render=renderer, inpaint=ClassicalInpainter())
+    return Tools(ocr=ocr, text_render=renderer)
 
 
 @pytest.fixture(scope="module")
