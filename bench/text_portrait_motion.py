@@ -79,9 +79,7 @@ def offline(args: argparse.Namespace) -> None:
     faces, persons = MediaPipeFaces(), MediaPipePersons()
     runs = []
     if args.text:
-        tools = Tools(
-            ocr=RapidOCRText(threads=1), text_render=PillowTextRenderer(), inpaint=ClassicalInpainter()
-        )
+        tools = Tools(ocr=RapidOCRText(threads=1), text_render=PillowTextRenderer())
         runs.append(
             ("text_modification", _time_task("text_modification", _images(args.text, args.limit), tools))
         )

@@ -1,4 +1,4 @@
-"""Entry module for `ray job submit ... -- python -m pipelines.portrait_beautification --source ... --out ...`."""
+"""Entry module for `ray job submit ... -- python -m pipelines.portrait_beautification --source ...`."""
 
 from pipelines.cli import task_entry
 
