@@ -75,3 +75,17 @@ def test_raft_refuses_pickled_weights(tmp_path: Path) -> None:
     (folder / "raft_large_C_T_SKHT_V2-ff5fadd5.pth").write_bytes(b"pickle")
     with pytest.raises(PluginUnavailable, match="pickled"):
         RAFTFlow(str(tmp_path))
+
+
+def test_raft_bench_runs_tiny_on_the_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("bench_tpm", REPO / "bench" / "text_portrait_motion.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.raft(argparse.Namespace(size="160x128", pairs=1, iterations=2, arch="raft_small"))
+    table = capsys.readouterr().out.strip().splitlines()
+    assert table[-1].startswith("| raft_small | 160x128 | 2 | cpu | 1 |")

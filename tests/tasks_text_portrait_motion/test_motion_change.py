@@ -19,8 +19,8 @@ from tasks.tools import Pose, Tools
 
 
 @pytest.fixture(scope="module")
-def tools(flow, persons, pose) -> Tools:  # noqa: ANN001
-    return Tools(flow=flow, persons=persons, pose=pose)
+def tools(flow, persons, pose, faces) -> Tools:  # noqa: ANN001
+    return Tools(flow=flow, persons=persons, pose=pose, faces=faces)
 
 
 def pair(first: np.ndarray, second: np.ndarray) -> SourceSample:
