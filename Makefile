@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 # SAM-2, depth) and by RAFT; PyPI's torchvision does not load beside the CPU-only torch 2.13 wheel, so the
 # pair is 2.14.1 (a CUDA build that runs on the CPU).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-# Debian packages the tests use: a headless browser for the web pages, a CJK font for Chinese text,
-# and OpenCV's sample data (real photos, text images and a video the tests never ship).
+# Debian packages the tests use: a headless browser for the web pages, the fonts text_modification draws
+# with (WenQuanYi Micro Hei for Chinese, Liberation for Latin), and OpenCV's sample data (real photos, text
+# images and videos).
 SYSTEM_PACKAGES ?= chromium fonts-wqy-microhei fonts-liberation opencv-doc
 # Installed without their dependencies: each names an OpenCV distribution (opencv-python-headless,
 # opencv-contrib-python) that would overwrite opencv-contrib-python-headless's cv2/. The `ocr` and `faces`

@@ -40,7 +40,10 @@ OPENCV_PHOTOS = (
     "aero3.jpg",
 )
 # Photographs with legible text (signs, packaging, pages).
-OPENCV_TEXT = ("ela_original.jpg", "text_motion.jpg", "imageTextR.png", "licenseplate_motion.jpg")
+OPENCV_TEXT = (
+    "ela_original.jpg", "text_motion.jpg", "imageTextR.png", "licenseplate_motion.jpg",
+    "board.jpg", "box_in_scene.png",  # also in OPENCV_PHOTOS: a circuit board's labels, a box's print
+)
 OPENCV_VIDEO = ("Megamind.avi", "tree.avi")
 LICENCES = {
     "opencv-doc": "OpenCV sample data (Debian opencv-doc, BSD-3-Clause/Apache-2.0 OpenCV distribution)",
