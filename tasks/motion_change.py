@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from tasks import face_regions as fr
 from tasks import motion_words as words
 from tasks.contract import FramePairs
 from tasks.masks import bbox_of, dilate
@@ -181,13 +182,19 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     )
     large = [p for p in range(1, count_p) if stats_p[p, cv2.CC_STAT_AREA] >= params.min_person_frame * area]
     crowded = len(large) > 1 or (not large and len(regions) > 1)  # then the instruction says which person
+    owner = {}
+    for region in regions:
+        overlaps = np.bincount(people[labels == region], minlength=count_p)
+        best = max(large, key=lambda p: overlaps[p], default=None)
+        if best is not None and overlaps[best] > 0:
+            owner[region] = best
     covered = np.zeros((height, width), bool)
     for person in large:
         if len(candidates) >= wanted:
             break
         body = people == person
-        # Every moving region that touches the person is theirs (hair and hands reach past the mask).
-        mover = np.isin(labels, [r for r in regions if (body & (labels == r)).any()])
+        # A moving region is the person's whom it overlaps most (hair and hands reach past the mask).
+        mover = np.isin(labels, [r for r in regions if owner.get(r) == person])
         if mover.sum() < params.min_region * area:
             continue
         covered |= body | mover
@@ -298,7 +305,9 @@ def _pair_for_person(
     assert box_first is not None and box_second is not None
     pose_tool = tools["pose"]
     pose_first, pose_second = pose_tool(first, box_first), pose_tool(second, box_second)
-    kinds = _face_motions(tools["faces"], first, second, in_first, in_second)
+    kinds = _face_motions(tools["faces"], first, second, in_first, in_second, mover)
+    if kinds == ["more_than_named"]:
+        return "more_than_named"
     if pose_first is not None and pose_second is not None:
         kinds += words.arm_motions(pose_first, pose_second)
         if not any(k.startswith("tilt_head") for k in kinds):
@@ -309,9 +318,12 @@ def _pair_for_person(
     whole_body = max(box_first[3], box_second[3]) < height - 2
     if not kinds and whole_body:
         kinds, source_of_words = words.body_motion(box_first, box_second), "body_box"
-    if not kinds and whole_body:
+    # The flow speaks for the person only where the motion is on the person (not something passing over).
+    own = float((mover & in_first).sum()) / max(float(mover.sum()), 1.0) >= 0.6
+    if not kinds and whole_body and own:
         median = np.median(residual[in_first & mover], axis=0) if (in_first & mover).any() else np.zeros(2)
-        kinds, source_of_words = words.flow_motion(median, min_px=params.moving_px * 2), "flow"
+        # The flow names a motion only when the body as a whole went somewhere (a tenth of its height).
+        kinds, source_of_words = words.flow_motion(median, min_px=max(params.moving_px * 2, 0.1 * h)), "flow"
     if not kinds:
         return "motion_unnamed"
     kinds = kinds[:2]  # two motions at most in one sentence ("raise the left arm and turn the head")
@@ -360,9 +372,11 @@ def _face_motions(
     first: np.ndarray,
     second: np.ndarray,
     in_first: np.ndarray,
-    in_second: np.ndarray,  # noqa: ANN001
+    in_second: np.ndarray,
+    mover: np.ndarray,  # noqa: ANN001
 ) -> list[str]:
-    """What the person's face did, when the face mesh finds it on both frames (close-ups)."""
+    """What the person's face did, when the face mesh finds it on both frames (close-ups); ["more_than_named"]
+    when the face motions found do not tell all that changed."""
     meshes = []
     for image, body in ((first, in_first), (second, in_second)):
         inside = [
@@ -371,7 +385,37 @@ def _face_motions(
         if len(inside) != 1:
             return []
         meshes.append(inside[0].landmarks)
-    return words.face_motions(meshes[0], meshes[1])
+    kinds = words.face_motions(meshes[0], meshes[1])
+    if kinds and _more_than_the_face(meshes[0], meshes[1], kinds, mover):
+        return ["more_than_named"]
+    return kinds
+
+
+def _more_than_the_face(first: np.ndarray, second: np.ndarray, kinds: list[str], mover: np.ndarray) -> bool:
+    """Whether more changed than the face motions say: the head moved or turned (beyond a named tilt), or
+    much of the person's motion lies away from the face (hands, body)."""
+    transform, _ = cv2.estimateAffinePartial2D(first, second)
+    if transform is None:
+        return True
+    scale = float(np.hypot(transform[0, 0], transform[1, 0]))
+    roll = float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
+    width = float(np.linalg.norm(first[454] - first[234]))
+    shift = float(np.linalg.norm(second.mean(axis=0) - first.mean(axis=0)))
+    tilt_named = any(k.startswith("tilt_head") for k in kinds)
+    if abs(scale - 1) > 0.08 or shift > 0.1 * width or (abs(roll) > 6 and not tilt_named):
+        return True
+    # With the head's own motion taken out, the brows (and the eyes, unless named) must stay where they were.
+    residual = np.linalg.norm(second - (first @ transform[:, :2].T + transform[:, 2]), axis=1)
+    still = list(fr.RIGHT_BROW + fr.LEFT_BROW)
+    if not any(k.endswith("_eyes") for k in kinds):
+        still += list(fr.RIGHT_EYE + fr.LEFT_EYE)
+    if float(residual[still].mean()) > 0.02 * width:
+        return True
+    x0, y0 = np.floor(np.minimum(first.min(axis=0), second.min(axis=0)) - 0.25 * width).astype(int)
+    x1, y1 = np.ceil(np.maximum(first.max(axis=0), second.max(axis=0)) + 0.25 * width).astype(int)
+    near_face = np.zeros(mover.shape, bool)
+    near_face[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = True
+    return float((mover & ~near_face).sum()) > 0.2 * float(mover.sum())
 
 
 def _instruction(
