@@ -102,6 +102,14 @@ EXTRA_OBJECTS: dict[str, str] = {
     "hat": "帽子",
     "glasses": "眼镜",
     "space shuttle": "航天飞机",
+    "candy": "糖果",
+    "flower": "花",
+    "flower pot": "花盆",
+    "lighter": "打火机",
+    "toy whale": "玩具鲸鱼",
+    "seashell": "贝壳",
+    "butterfly": "蝴蝶",
+    "squirrel": "松鼠",
     "object": "物体",
 }
 
