@@ -33,7 +33,15 @@ from tasks.colours import (
     rgb_to_lab,
 )
 from tasks.masks import bbox_of
-from tasks.object_edits import Reference, is_greyscale, object_phrase, object_problem, on_edges, outline, refer
+from tasks.object_edits import (
+    Reference,
+    is_greyscale,
+    object_phrase,
+    object_problem,
+    on_edges,
+    outline,
+    refer,
+)
 from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
 from tasks.tools import Tools
 

@@ -191,7 +191,7 @@ def watercolour(image: np.ndarray, seed: int) -> np.ndarray:
     # Flat washes (mean-shift segments), soft at their edges, light and transparent on white paper;
     # pigment gathered along each wash's edge; fine granulation; the paper's grain.
     side = min(image.shape[:2])
-    scale = min(1.0, 480 / max(image.shape[:2]))  # mean shift's cost grows with the pixels
+    scale = min(1.0, 360 / max(image.shape[:2]))  # mean shift's cost grows with the pixels
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
     washes = cv2.pyrMeanShiftFiltering(
         cv2.cvtColor(small, cv2.COLOR_RGB2BGR), max(8, round(side * scale / 25)), 40
