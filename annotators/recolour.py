@@ -1,7 +1,8 @@
 """The `recolour` tool: give the part of an object that has its main colour a new named colour.
 
 Offline backend: a move in CIE LCh. The region's lightness is shifted to the target colour's while each
-pixel keeps its offset from the region's median lightness (the shading and the texture live there), its
+pixel keeps its offset from the region's median lightness (the shading and the texture live there; see
+__call__ for light and dark targets), its
 chroma is set to the target's (scaled by how saturated the pixel was, so highlights stay pale), and its
 hue is turned to the target's. Chroma is then lowered pixel by pixel until the colour is inside the sRGB
 gamut, so no channel clips into a different hue. The weights the task hands over are soft (the edge of the
@@ -90,13 +91,22 @@ class LabRecolour(Plugin):
         target = colour.lab
         target_chroma, target_hue = chroma_hue(target)
 
-        # Lightness: the target's, plus each pixel's offset from the region's median, compressed just
-        # enough that the lightest and darkest parts stay inside [2, 98] (a white target keeps its shading).
+        # Lightness: the target's, plus each pixel's offset from the region's median (the shading and the
+        # texture). A light or dark target has no room for that on one side: the whole region first moves
+        # away from the limit (a white object is white in the light and grey in its shadows), by at most
+        # 15 so it stays the colour asked for, and only what still does not fit is compressed. The room is
+        # measured to the 90th and 10th percentiles: the brightest tenth is mostly glints, which may clip.
         median_l = float(source[0])
-        above = float(np.percentile(lightness[core], 97)) - median_l
-        below = median_l - float(np.percentile(lightness[core], 3))
-        gain = min(1.0, (98.0 - target[0]) / max(above, 1.0), (target[0] - 2.0) / max(below, 1.0))
-        new_l = target[0] + max(gain, 0.3) * (lightness - median_l)
+        high = float(np.percentile(lightness[core], 90)) - median_l + target[0]
+        low = float(np.percentile(lightness[core], 10)) - median_l + target[0]
+        shift = -min(max(high - 97.0, 0.0), 15.0) + min(max(3.0 - low, 0.0), 15.0)
+        centre = target[0] + shift
+        room_above, room_below = (
+            (97.0 - centre) / max(high - target[0], 1.0),
+            (centre - 3.0) / max(target[0] - low, 1.0),
+        )
+        gain = min(1.0, room_above, room_below)
+        new_l = centre + max(gain, 0.3) * (lightness - median_l)
 
         # A near-black region's hue and chroma are mostly noise: scaling them would speckle the new colour.
         if source_chroma >= GREY_CHROMA and median_l >= 25.0:

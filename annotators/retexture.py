@@ -183,9 +183,14 @@ class ShadedTextureTransfer(Plugin):
         map_y = (ys + pad + self.wrap * radius * ny).astype(np.float32)
         surface = cv2.remap(albedo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
+        light = light_direction(shade, inside, nx, ny)
+        facing = np.sqrt(np.clip(1.0 - nx**2 - ny**2, 0.0, 1.0))
         if material.transparent:
-            light = light_direction(shade, inside, nx, ny)
             colour = self._glass(photo, inside, surface, nx, ny, xs, ys, radius, light)
+        elif material.metal:
+            # Metal has no diffuse colour of its own to speak of: it is contrasty (its shading steeper than
+            # paint's), tints what it reflects, and has a sharp highlight where it faces the light.
+            colour = surface * (shade**1.6)[..., None] * 0.85
         else:
             colour = surface * shade[..., None]
         if material.gloss > 0:
@@ -201,13 +206,16 @@ class ShadedTextureTransfer(Plugin):
                 cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_REFLECT,
             )
-            if material.key in ("gold", "brushed_metal"):
-                reflection = reflection * surface * 1.4  # metals colour what they reflect
-            facing = np.sqrt(np.clip(1.0 - nx**2 - ny**2, 0.0, 1.0))
+            if material.metal:
+                reflection = reflection * surface * 1.3  # metals colour what they reflect
             fresnel = 0.25 + 0.75 * (1.0 - facing) ** 2
-            mirror = 0.6 * material.gloss * fresnel
+            mirror = (0.3 if material.metal else 0.6) * material.gloss * fresnel
             colour = colour * (1 - mirror[..., None]) + reflection * mirror[..., None]
             colour = colour + material.gloss * glint[..., None]
+            if material.metal:
+                colour = colour + 0.8 * highlight(nx, ny, facing, light, 25)[..., None] * (
+                    0.5 + 0.5 * surface
+                )
         colour = np.clip(colour, 0.0, 1.0) * 255.0
 
         # Inside the band the photo's pixel is replaced by new surface over the background behind it.
@@ -243,11 +251,20 @@ class ShadedTextureTransfer(Plugin):
         )
         facing = np.sqrt(np.clip(1.0 - nx**2 - ny**2, 0.0, 1.0))
         edge = (1.0 - facing) ** 4
-        # Blinn-Phong highlight for a light from the photo's lit side and a viewer straight ahead.
-        half = np.array([light[0], light[1], 1.0 + 1.0])
-        half /= np.linalg.norm(half)
-        highlight = np.clip(nx * half[0] + ny * half[1] + facing * half[2], 0.0, 1.0) ** 60
-        return bent * tint * (1.0 - 0.45 * edge[..., None]) + 0.9 * highlight[..., None]
+        return (
+            bent * tint * (1.0 - 0.45 * edge[..., None])
+            + 0.9 * highlight(nx, ny, facing, light, 60)[..., None]
+        )
+
+
+def highlight(
+    nx: np.ndarray, ny: np.ndarray, facing: np.ndarray, light: tuple[float, float], shininess: float
+) -> np.ndarray:
+    """Blinn-Phong highlight for a light from the photo's lit side (light_direction) and a viewer straight
+    ahead; ``shininess`` narrows it."""
+    half = np.array([light[0], light[1], 2.0])
+    half /= np.linalg.norm(half)
+    return np.clip(nx * half[0] + ny * half[1] + facing * half[2], 0.0, 1.0) ** shininess
 
 
 def fill_from_surroundings(photo: np.ndarray, inside: np.ndarray, radius: float) -> np.ndarray:

@@ -143,12 +143,15 @@ def seam_support(image: np.ndarray, mask: np.ndarray, weights: np.ndarray) -> fl
 def reached(
     result: np.ndarray, weights: np.ndarray, target: NamedColour, max_error: float
 ) -> tuple[bool, float]:
-    """Whether the recoloured region now has the target colour: near it (CIE94), and not named another."""
+    """Whether the recoloured region now has the target colour: near it (CIE94), and not named another
+    (for black, white and grey: named it)."""
     core = weights > 0.5
     measured = np.median(rgb_to_lab(result[core]), axis=0)
     error = float(delta_e94(target.lab, measured[None])[0])
     term = basic_term(measured)
-    return error <= max_error and term in (None, target.basic), error
+    # Black, white and grey are told apart by lightness alone: a white that came out grey is not white.
+    named = term == target.basic if not target.chromatic else term in (None, target.basic)
+    return error <= max_error and named, error
 
 
 def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) -> TaskResult:

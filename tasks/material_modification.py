@@ -96,6 +96,7 @@ class Params:
     max_pattern: float = 0.4  # see tasks.object_edits.surface_pattern
     min_compactness: float = 0.4  # see compactness: thin objects show every pixel a mask is off by
     min_glass_compactness: float = 0.6
+    min_glass_radius: float = 40.0  # pixels (equivalent radius): smaller glass blurs into what is behind it
     min_change: float = 10.0  # mean CIE76 difference over the object between photo and result
     materials: tuple[str, ...] = tuple(MATERIALS_BY_KEY)
     materials_per_object: int = 1
@@ -197,11 +198,14 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
         if reference is None:
             problems["ambiguous_reference"] += 1
             continue
+        glass_fits = (
+            compactness(label.mask) >= params.min_glass_compactness
+            and np.sqrt(label.mask.sum() / np.pi) >= params.min_glass_radius
+        )
         choices = [
             MATERIALS_BY_KEY[key]
             for key in params.materials
-            if not MATERIALS_BY_KEY[key].transparent
-            or compactness(label.mask) >= params.min_glass_compactness
+            if glass_fits or not MATERIALS_BY_KEY[key].transparent
         ]
         depth = depth_of(source.image, label.mask)
         picks = rng.choice(len(choices), size=min(params.materials_per_object, len(choices)), replace=False)

@@ -23,16 +23,17 @@ class Material:
     zh: str  # "把杯子变成{zh}的"
     gloss: float  # 0 matte .. 1 mirror-like: how much of the photo's highlights and surroundings it reflects
     transparent: bool = False
+    metal: bool = False
 
 
 MATERIALS: tuple[Material, ...] = (
     Material("wood", "wood", "wooden", "木头", 0.1),
     Material("marble", "marble", "marble", "大理石", 0.45),
-    Material("brushed_metal", "brushed metal", "brushed-metal", "拉丝金属", 0.6),
+    Material("brushed_metal", "brushed metal", "brushed-metal", "拉丝金属", 0.6, metal=True),
     Material("glass", "glass", "glass", "玻璃", 0.8, transparent=True),
     Material("fabric", "fabric", "fabric", "布料", 0.0),
     Material("stone", "stone", "stone", "石头", 0.05),
-    Material("gold", "gold", "golden", "黄金", 0.75),
+    Material("gold", "gold", "gold", "黄金", 0.75, metal=True),
     Material("ceramic", "glazed ceramic", "ceramic", "陶瓷", 0.55),
 )
 MATERIALS_BY_KEY = {material.key: material for material in MATERIALS}
@@ -117,7 +118,7 @@ def brushed_metal(height: int, width: int, scale: float, rng: np.random.Generato
 
 def gold(height: int, width: int, scale: float, rng: np.random.Generator) -> np.ndarray:
     tone = 1.0 + 0.04 * fbm(height, width, scale * 0.3, 3, rng)
-    return np.clip(np.asarray((1.0, 0.77, 0.33), np.float32) * tone[..., None], 0, 1)
+    return np.clip(np.asarray((1.0, 0.72, 0.22), np.float32) * tone[..., None], 0, 1)
 
 
 def glass(height: int, width: int, scale: float, rng: np.random.Generator) -> np.ndarray:

@@ -188,27 +188,29 @@ def oil_painting(image: np.ndarray, seed: int) -> np.ndarray:
 
 
 def watercolour(image: np.ndarray, seed: int) -> np.ndarray:
-    # Flat washes (mean-shift segments), soft at their edges, light and transparent on white paper;
-    # pigment gathered along each wash's edge; fine granulation; the paper's grain.
+    # Flat, soft washes (a strong edge-preserving smoothing, then mean-shift segments) in lighter, brighter
+    # colour; pigment gathered along each wash's edge; a faint pencil underdrawing; the paper's grain.
     side = min(image.shape[:2])
-    scale = min(1.0, 360 / max(image.shape[:2]))  # mean shift's cost grows with the pixels
+    scale = min(1.0, 384 / max(image.shape[:2]))  # mean shift's cost grows with the pixels
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    small_side = min(small.shape[:2])
+    smooth = cv2.edgePreservingFilter(small, flags=cv2.RECURS_FILTER, sigma_s=small_side / 4, sigma_r=0.5)
     washes = cv2.pyrMeanShiftFiltering(
-        cv2.cvtColor(small, cv2.COLOR_RGB2BGR), max(8, round(side * scale / 25)), 40
+        cv2.cvtColor(smooth, cv2.COLOR_RGB2BGR), max(6, round(small_side / 30)), 35
     )
     washes = cv2.cvtColor(washes, cv2.COLOR_BGR2RGB)
     if scale < 1:
         washes = cv2.resize(washes, image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    washes = cv2.GaussianBlur(washes, (0, 0), max(1.0, side / 300)).astype(np.float32)
-    washes = 255 - (255 - washes) * 0.72
+    hsv = cv2.cvtColor(washes, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 1] = np.minimum(255, hsv[..., 1] * 1.25)
+    washes = cv2.cvtColor(_to_uint8(hsv), cv2.COLOR_HSV2RGB).astype(np.float32)
+    washes = 255 - (255 - washes) * 0.78
     grey = cv2.cvtColor(_to_uint8(washes), cv2.COLOR_RGB2GRAY).astype(np.float32)
     edges = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
-    darken = 1.0 - np.clip(cv2.GaussianBlur(edges, (0, 0), 1.2) / 250.0, 0, 0.3)
-    rng = np.random.default_rng(seed)
-    grain = cv2.GaussianBlur(rng.standard_normal(image.shape[:2]).astype(np.float32), (0, 0), 1.2)
-    grain /= max(float(grain.std()), 1e-6)
-    pigment = 255 - (255 - washes * darken[..., None]) * (1 + 0.04 * grain)[..., None]
-    return _to_uint8(pigment * _paper(*image.shape[:2], seed + 1, 0.02)[..., None])
+    wet_edges = 1.0 - np.clip(cv2.GaussianBlur(edges, (0, 0), 1.0) / 200.0, 0, 0.35)
+    underdrawing = pencil_sketch(image, seed).astype(np.float32) / 255.0
+    paper = _paper(*image.shape[:2], seed + 1, 0.03 * max(1.0, side / 400))
+    return _to_uint8(washes * wet_edges[..., None] * (0.75 + 0.25 * underdrawing) * paper[..., None])
 
 
 def cartoon(image: np.ndarray, seed: int) -> np.ndarray:

@@ -5,15 +5,13 @@ make noise, so what is asserted is what noise allows: shapes, the pixels left al
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from appearance_inputs import PHOTOS, label, photo
-from tiny_models import build_models
 
-from annotators.appearance_models import CannyStylise, ControlNetPainter, DepthRecolour, DepthRetexture
+from annotators.appearance_models import CannyStylise, DepthRecolour, DepthRetexture
 from annotators.depth_models import DepthAnythingDepth
 from pipelines.config import RunConfig
 from pipelines.runner import RunError, check_plugins, work_items
@@ -35,15 +33,6 @@ def test_a_missing_models_folder_is_one_line_before_any_work(tmp_path: Path, tas
     (line,) = str(error.value).splitlines()
     assert str(tmp_path) in line and "models backend" in line
     assert "Depth-Anything-V2" in line or "stable-diffusion-v1-5" in line
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = build_models(tmp_path_factory.mktemp("models"))
-    steps = ControlNetPainter.steps
-    ControlNetPainter.steps = 2  # the plumbing is the same at 2 steps as at 25, and 12x faster
-    yield str(folder)
-    ControlNetPainter.steps = steps
 
 
 def test_depth_anything_gives_the_photo_depth_in_unit_range(models: str) -> None:
