@@ -6,13 +6,13 @@ Offline backend: texture transfer lit by the object's own shading.
   The shape is the `depth` tool's: its slopes give surface normals, and the texture is looked up where the
   normal points, as if wrapped onto the object, so the pattern crowds towards the silhouette and reads as
   going round it.
-- The light: the photo's own luminance inside the object, blurred enough to lose the old material's
-  pattern and keep the shading (the lit side, the shadowed side, the contact shadow), divided by its typical
-  value. The swatch is multiplied by it.
+- The light: the photo's own lightness inside the object with the old paint taken out (retinex_shading:
+  paint changes in steps, light smoothly), which keeps the shading (the lit side, the shadowed side, the
+  contact shadow), divided by its typical value. The swatch is multiplied by it.
 - Gloss: shiny materials keep the photo's sharp highlights and reflect the object's surroundings (the photo
-  blurred and looked up along the normals, tinted by the metal's colour for gold and steel); glass shows
-  what is behind the object (the object filled in from its surroundings), bent by the normals, with a
-  brighter rim where glass is seen edge-on.
+  without the object, blurred and looked up along the normals); metals are contrasty, tint what they
+  reflect and get a highlight where they face the light; glass shows what is behind the object (its
+  surroundings filled in across it), bent by the normals, darker where it is seen edge-on.
 - The edge: a matte of the outline pixels (edge_matte: how much of each is object, how much background),
   so the new surface is composited the way the photo mixed the old one; nothing changes farther out.
 """
@@ -161,12 +161,12 @@ class ShadedTextureTransfer(Plugin):
         nx, ny = -dz_dx / norm, -dz_dy / norm
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
 
-        # The light, from the photo: luminance blurred inside the object, relative to its typical value.
+        # The light, from the photo: the object's lightness without its paint, relative to its typical value.
         lightness = rgb_to_lab(crop)[..., 0] / 100.0
         shading = retinex_shading(lightness, inside, radius)
         typical = float(np.percentile(shading[inside], 60)) if inside.any() else 1.0
         shade = np.clip(shading / max(typical, 0.05), 0.15, 1.7)
-        # Sharp highlights: much brighter than the blurred shading around them.
+        # Sharp highlights: much brighter than the shading around them.
         glint = np.clip((lightness - shading - 0.04) / 0.3, 0.0, 1.0) * (lightness > 0.7) * inside
         if surface_pattern(crop, inside) > SMOOTH_PATTERN:
             glint[:] = 0.0  # white paint on a patterned surface would pass for glints

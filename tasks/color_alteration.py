@@ -88,7 +88,8 @@ def colour_instruction(
     target: NamedColour,
     rng: np.random.Generator,
 ) -> dict[str, str]:
-    """ "Make the red car blue" / "把红色的汽车变成蓝色": the source colour is named when it is clear."""
+    """The instruction, "Make the red car blue" / "把红色的汽车变成蓝色"; the source colour is named when
+    it is clear."""
     phrase = object_phrase(label, width, height, reference)
     templates = _NAMED
     source_words = BASIC_NAMES[reference.colour] if reference.colour else ("", "")

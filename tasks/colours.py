@@ -1,10 +1,10 @@
 """Bilingual colour vocabulary, and naming the colour of an object from its pixels, in CIE L*a*b* / LCh.
 
-Two lists. ``BASIC`` holds prototypes of the eleven basic colour terms (red, orange, yellow, green, blue,
-purple, pink, brown, black, white, grey), several per term because one term covers light and dark shades:
-a source object's colour is only ever named with a basic term, the words a person would agree on.
-``TARGETS`` is the richer palette an edit may ask for (navy blue, turquoise, burgundy...), each colour with
-the sRGB value the edit aims at and the basic term it belongs to.
+A source object's colour is only ever named with one of the eleven basic colour terms (``BASIC_NAMES``:
+red, orange, yellow, green, blue, purple, pink, brown, black, white, grey), the words a person would agree
+on, and only when one of them clearly fits (``basic_term``). ``TARGETS`` is the richer palette an edit may
+ask for (navy blue, turquoise, burgundy...), each colour with the sRGB value the edit aims at and the basic
+term it belongs to. ``main_colour`` finds which part of an object has its colour.
 
 Lab here is OpenCV's for float RGB in [0, 1]: L in [0, 100], a and b roughly in [-128, 127] (D65).
 """
@@ -57,6 +57,7 @@ class NamedColour:
 
 
 ACHROMATIC = ("black", "white", "grey")
+GREY_CHROMA = 14.0  # below this chroma a surface reads as black, white or grey
 
 BASIC_NAMES: dict[str, tuple[str, str]] = {
     "red": ("red", "红色"),
@@ -136,11 +137,6 @@ def hue_distance(h1: float | np.ndarray, h2: float | np.ndarray) -> float | np.n
     return np.minimum(d, 360.0 - d)
 
 
-def delta_e(lab1: np.ndarray, lab2: np.ndarray) -> float:
-    """CIE76 colour difference: about 2.3 is just noticeable, above 20 is a different colour."""
-    return float(np.linalg.norm(np.asarray(lab1, np.float32) - np.asarray(lab2, np.float32)))
-
-
 def delta_e94(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     """CIE94 colour difference of lab1 (3,) from each row of lab2 (..., 3), with the textile weighting
     (lightness counts half): the shading of a surface moves its lightness more than its colour."""
@@ -178,9 +174,6 @@ def basic_term(lab: np.ndarray) -> str | None:
     if best == "brown" and (lightness > 58 or chroma > 40):
         return None  # a light brown is beige or tan; a saturated one is orange or red to most people
     return best
-
-
-GREY_CHROMA = 14.0  # below this chroma a surface reads as black, white or grey
 
 
 @dataclass(frozen=True)
@@ -351,11 +344,3 @@ def main_colour(
     return ObjectColour(
         lab=median.astype(np.float32), weights=full, share=share, surround=surround, name=name
     )
-
-
-def colour_words(key: str) -> tuple[str, str]:
-    """English and Chinese words for a basic term or a target colour key."""
-    if key in TARGETS_BY_KEY:
-        colour = TARGETS_BY_KEY[key]
-        return colour.en, colour.zh
-    return BASIC_NAMES[key]

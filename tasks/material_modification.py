@@ -119,7 +119,7 @@ def material_instruction(
     material: Material,
     rng: np.random.Generator,
 ) -> dict[str, str]:
-    """ "Make the cup out of wood" / "把杯子变成木头材质的"."""
+    """The instruction, "Make the cup out of wood" / "把杯子变成木头材质的"."""
     phrase = object_phrase(label, width, height, reference)
     names = object_names(label.category)
     en, zh = _TEMPLATES[rng.integers(len(_TEMPLATES))]

@@ -85,8 +85,8 @@ def refer(
 
 
 def object_phrase(label: ObjectLabel, width: int, height: int, reference: Reference) -> dict[str, str]:
-    """ "the red candy at the top left" / "左上角的红色糖果": the object's name, with its colour and position
-    as the reference asks."""
+    """How an instruction names the object, "the red candy at the top left" / "左上角的红色糖果": its name,
+    with its colour and position as the reference asks."""
     names = object_names(label.category)
     colour = BASIC_NAMES[reference.colour] if reference.colour else None
     en = f"{colour[0]} {names['en']}" if colour else names["en"]
