@@ -12,6 +12,9 @@ pipeline run at the model's 512 px working size), not pairs kept; with trained w
     python bench/appearance_models.py --size full --side 1024 --photos 5 --repeat 4 --steps 25   # on a GPU
     python bench/appearance_models.py --size tiny --side 256 --photos 1 --steps 2       # on a CPU
 
+Needs torch, transformers, diffusers and OpenCV (and this repository's tasks/ and annotators/); not Ray,
+webdataset or pycocotools.
+
 Prints a markdown table (paste it into bench/RESULTS.md with the command, machine and date).
 """
 
@@ -32,8 +35,8 @@ import numpy as np
 
 from annotators.appearance_models import ControlNetPainter
 from annotators.registry import resolve
-from pipelines.load import labels_from_annotations
-from tasks.records import SourceSample
+from tasks.masks import bbox_of
+from tasks.records import ObjectLabel, SourceSample
 from tasks.registry import load_task
 from tasks.tools import Tools
 
@@ -196,6 +199,9 @@ def build_models(folder: Path, size: str = "tiny", device: str = "cpu") -> Path:
             name: ControlNetModel(in_channels=4, **spec["controlnet"])
             for name in ("control_v11f1p_sd15_depth", "control_v11p_sd15_canny")
         }
+    if device != "cpu":  # the backends run bf16 on a GPU: half the bytes to write and read back
+        for model in (depth, text, unet, vae, *controlnets.values()):
+            model.to(torch.bfloat16)
     depth.save_pretrained(folder / "Depth-Anything-V2-Large-hf")
     side = spec["processor_size"]
     DPTImageProcessor(
@@ -225,6 +231,14 @@ def build_models(folder: Path, size: str = "tiny", device: str = "cpu") -> Path:
     return folder
 
 
+def polygon_mask(segmentation: list[list[float]], height: int, width: int) -> np.ndarray:
+    """A COCO polygon segmentation as a bool mask (the example labels are polygons)."""
+    mask = np.zeros((height, width), np.uint8)
+    for polygon in segmentation:
+        cv2.fillPoly(mask, [np.round(np.array(polygon).reshape(-1, 2)).astype(np.int32)], 1)
+    return mask > 0
+
+
 def example_sources(side: int, count: int) -> list[SourceSample]:
     """The example photos (with their labels) scaled so their longer side is ``side``."""
     coco = json.loads((PHOTOS / "labels.coco.json").read_text())
@@ -232,17 +246,15 @@ def example_sources(side: int, count: int) -> list[SourceSample]:
     sources = []
     for entry in coco["images"][:count]:
         image = cv2.cvtColor(cv2.imread(str(PHOTOS / entry["file_name"])), cv2.COLOR_BGR2RGB)
-        annotations = [
-            {**a, "category": names[a["category_id"]]}
-            for a in coco["annotations"]
-            if a["image_id"] == entry["id"]
-        ]
-        labels = labels_from_annotations(annotations, image.shape[0], image.shape[1])
         scale = side / max(image.shape[:2])
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-        for label in labels:
-            label.mask = cv2.resize(label.mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-            label.bbox = tuple(round(v * scale) for v in label.bbox)
+        labels = []
+        for annotation in (a for a in coco["annotations"] if a["image_id"] == entry["id"]):
+            mask = polygon_mask(annotation["segmentation"], image.shape[0], image.shape[1])
+            mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+            if mask.any():
+                box = bbox_of(mask)
+                labels.append(ObjectLabel(category=names[annotation["category_id"]], bbox=box, mask=mask))
         sources.append(
             SourceSample(
                 uri=entry["file_name"],
