@@ -30,6 +30,55 @@ class Inpainter(Protocol):
         ...
 
 
+class DepthEstimator(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """HxW float32 in [0, 1], 1 = nearest, for ``image`` (HxWx3 uint8); ``mask`` names the object whose
+        shape matters (the offline backend's shape prior needs it)."""
+        ...
+
+
+class Recolourer(Protocol):
+    name: str
+    version: str
+
+    def __call__(
+        self,
+        image: np.ndarray,
+        weights: np.ndarray,
+        colour: Any,
+        subject: str,
+        depth: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``image`` with the region ``weights`` (HxW float in [0, 1]) turned ``colour``
+        (tasks.colours.NamedColour); ``subject`` names the object ("cup"), ``depth`` its shape. Pixels of
+        weight 0 come back unchanged."""
+        ...
+
+
+class Retexturer(Protocol):
+    name: str
+    version: str
+
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray, material: Any, subject: str, depth: np.ndarray, seed: int
+    ) -> np.ndarray:
+        """``image`` with the object under ``mask`` (HxW bool) made of ``material``
+        (tasks.materials.Material); pixels outside the mask come back unchanged."""
+        ...
+
+
+class Styliser(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, image: np.ndarray, style: Any, seed: int) -> np.ndarray:
+        """The whole photo rendered in ``style`` (tasks.styles.Style), same size."""
+        ...
+
+
 class Tools:
     """The tools of one run, by name."""
 

@@ -108,6 +108,11 @@ EXTRA_OBJECTS: dict[str, str] = {
     "candy": "糖果",
     "pen": "笔",
     "squirrel": "松鼠",
+    "flower": "花",
+    "flower pot": "花盆",
+    "toy whale": "玩具鲸鱼",
+    "seashell": "贝壳",
+    "butterfly": "蝴蝶",
 }
 
 # Objects a detector with an open vocabulary (Florence-2's <OD>) names and a removal can take away whole.
