@@ -1,0 +1,344 @@
+"""background_change (GEdit-Bench `background_change`): the subject stays, everything around it is new.
+
+The subject is the largest labelled object (a person from MediaPipe, or a COCO-labelled object) plus the
+labelled things it holds; its label mask is refined into a soft matte (tasks.compositing.refine_matte). A
+matte with holes or a halo is not used: a person would see them at once.
+
+- Offline backend (the `inpaint` tool fills from surroundings): the new background is another photo of the
+  run, cropped to the source's shape at a size that needs little enlarging, placed where its own labelled
+  objects stay out of sight, and named from its labels or from what its pixels plainly show
+  (tasks.scene_words); a background that cannot be named is not used. The subject is relit a little toward
+  the new scene (colour temperature and the side the light comes from) and composited with its soft matte.
+- Model backend (the `inpaint` tool paints from a prompt, FLUX-Fill): the inverse of the matte is painted
+  with a scene from a bilingual vocabulary, and the subject is put back over it unchanged.
+
+The mask of every pair is what changed: everything the subject does not fully cover.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from tasks.compositing import SceneLight, composite, erode, harmonise, matte_defects, refine_matte, to_lab
+from tasks.masks import bbox_of
+from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
+from tasks.scene_words import GENERATED_SCENES, Scene, scene_from_labels, scene_from_pixels
+from tasks.tools import Tools, paints_from_prompts
+from tasks.vocabulary import object_names
+
+NAME = "background_change"
+GEDIT_KEY = "background_change"
+ANNOTATORS = ("objects",)
+TOOLS = ("inpaint",)
+INPUTS = "image+partner"
+LOCAL = True
+PARTNERS = 3
+
+
+@dataclass(frozen=True)
+class Params:
+    min_subject_area: float = 0.04  # of the image: a smaller subject makes the pair all background
+    max_subject_area: float = 0.75  # a larger one leaves too little background to change
+    max_side_cut: float = 0.6  # a subject may leave the frame (a bust, a shoulder), not run along its side
+    matte_band: float = 0.05  # GrabCut's band around the label's edge, of the subject's size (sqrt area)
+    max_holes: float = 0.01  # foreground-coloured holes in the matte, of the subject's area
+    max_halo: float = 0.15  # share of the subject's rim that shows the old background
+    max_dropped: float = 0.02  # labelled parts the matte leaves out without telling them from background
+    harmonise: float = 0.35  # how far the subject is relit toward the new scene (0: pixel-exact)
+    max_light_shift: float = 4.0  # L units (0-100) the side light may brighten or darken the subject
+    max_foreground_change: float = 8.0  # mean change of the opaque subject, grey levels
+    max_upscale: float = 1.6  # the background crop may be enlarged this much at most
+    max_partner_objects: float = 0.12  # the partner's labelled objects visible around the subject
+    per_source: int = 1  # pairs per source photo (each with another partner)
+
+
+_TEMPLATES = (
+    ("Change the background to {scene}.", "把背景换成{scene}。"),
+    ("Replace the background with {scene}.", "将背景替换为{scene}。"),
+    ("Make the background {scene}.", "让背景变成{scene}。"),
+)
+_TEMPLATES_SUBJECT = (
+    ("Put the {subject} in front of {scene}.", "把{subject}放到{scene}前面。"),
+    ("Keep the {subject} and change the background to {scene}.", "保留{subject}，把背景换成{scene}。"),
+)
+
+
+def instruction(scene: Scene, subject: str, rng: np.random.Generator) -> dict[str, str]:
+    named = subject != "object" and bool(rng.random() < 0.5)
+    templates = _TEMPLATES_SUBJECT if named else _TEMPLATES
+    en, zh = templates[rng.integers(len(templates))]
+    names = object_names(subject)
+    return {
+        "en": en.format(scene=scene.en, subject=names["en"]),
+        "zh": zh.format(scene=scene.zh, subject=names["zh"]),
+    }
+
+
+def side_cut(mask: np.ndarray) -> float:
+    """Like tasks.masks.border_cut_fraction, over the top, left and right edges only."""
+    box = bbox_of(mask)
+    if box is None:
+        return 0.0
+    width, height = box[2] - box[0], box[3] - box[1]
+    return float(max(mask[0, :].sum() / width, mask[:, 0].sum() / height, mask[:, -1].sum() / height))
+
+
+def pick_subject(source: SourceSample, params: Params) -> tuple[ObjectLabel, np.ndarray] | str:
+    """The subject and the mask of everything that stays: the subject and the labelled things in front of
+    it or held by it. Or why there is none.
+
+    Depth is not known, so "in front" is read from the frame: a labelled thing that touches the subject and
+    comes down as low as the subject does stands with it (a helmet on a lap, a tripod before a cameraman);
+    one that ends higher up hangs behind it (a flag, a poster) and goes with the old background.
+    """
+    area = source.width * source.height
+    problems: Counter[str] = Counter()
+    usable = []
+    for label in source.labels:
+        if label.mask is None or not label.mask.any():
+            problems["mask_empty"] += 1
+        elif label.mask.sum() / area < params.min_subject_area:
+            problems["subject_too_small"] += 1
+        elif label.mask.sum() / area > params.max_subject_area:
+            problems["subject_too_large"] += 1
+        elif side_cut(label.mask) > params.max_side_cut:
+            problems["subject_cut_by_border"] += 1
+        else:
+            usable.append(label)
+    if not usable:
+        return problems.most_common(1)[0][0] if problems else "no_objects"
+    subject = max(usable, key=lambda lab: (int(lab.mask.sum()), lab.bbox))
+    mask = subject.mask.copy()
+    reach = cv2.dilate(subject.mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    added = True
+    while added:  # a chain: the tripod stands before the man who holds the camera
+        added = False
+        bottom, height = bbox_of(mask)[3], bbox_of(mask)[3] - bbox_of(mask)[1]
+        for label in source.labels:
+            if label.mask is None or not label.mask.any() or (label.mask & ~mask).sum() == 0:
+                continue
+            held = (label.mask & mask).sum() >= 0.3 * label.mask.sum()
+            standing = (label.mask & reach).any() and label.bbox[3] >= bottom - 0.1 * height
+            if held or standing:
+                mask |= label.mask
+                reach = cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+                added = True
+    if mask.sum() / area > params.max_subject_area:
+        return "subject_too_large"
+    return subject, mask
+
+
+@dataclass(frozen=True)
+class Background:
+    image: np.ndarray  # the source's size
+    scene: Scene
+    partner: SourceSample
+    crop: tuple[int, int, int, int]
+
+
+def background_from(
+    partner: SourceSample, size: tuple[int, int], subject: np.ndarray, params: Params
+) -> Background | str:
+    """The partner cropped to the source's shape and named, or why it cannot be the new background.
+
+    Crops of 100 %, 85 % and 70 % of the largest crop of the source's shape are tried at several places;
+    the one that shows least of the partner's labelled objects around the subject wins, larger crops first.
+    """
+    width, height = size
+    aspect = width / height
+    full_w = min(partner.width, round(partner.height * aspect))
+    full_h = min(partner.height, round(partner.width / aspect))
+    visible = ~subject
+    label_area = np.zeros((partner.height, partner.width), np.float32)
+    for label in partner.labels:
+        if label.mask is not None:
+            label_area[label.mask] = 1.0
+    best: tuple[float, tuple[int, int, int, int]] | None = None
+    for fraction in (1.0, 0.85, 0.7):
+        crop_w, crop_h = round(full_w * fraction), round(full_h * fraction)
+        if width / crop_w > params.max_upscale:
+            break
+        for fx in (0.5, 0.0, 1.0, 0.25, 0.75):
+            for fy in (0.5, 0.0, 1.0):
+                x0 = round((partner.width - crop_w) * fx)
+                y0 = round((partner.height - crop_h) * fy)
+                shown = cv2.resize(label_area[y0 : y0 + crop_h, x0 : x0 + crop_w], size) > 0.5
+                covered = float((shown & visible).sum()) / max(int(visible.sum()), 1)
+                if best is None or covered < best[0] - 1e-6:
+                    best = (covered, (x0, y0, x0 + crop_w, y0 + crop_h))
+    if best is None:
+        return "background_too_small"
+    x0, y0, x1, y1 = best[1]
+    image = cv2.resize(partner.image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    shown_area: Counter[str] = Counter()
+    total = max(int(visible.sum()), 1)
+    for label in partner.labels:
+        if label.mask is not None:
+            part = label.mask[y0:y1, x0:x1].astype(np.uint8)
+            shown = cv2.resize(part, size, interpolation=cv2.INTER_NEAREST) > 0
+            shown_area[label.category] += float((shown & visible).sum()) / total
+    scene = scene_from_labels(dict(shown_area))
+    if scene is None:
+        if best[0] > params.max_partner_objects:
+            return "background_shows_objects"
+        scene = scene_from_pixels(image, visible)
+    if scene is None:
+        return "unnamed_scene"
+    return Background(image, scene, partner, (x0, y0, x1, y1))
+
+
+def side_light(image: np.ndarray, where: np.ndarray) -> float:
+    """How much brighter the right side of ``where`` is than its left (L units, 0-100 scale)."""
+    lab_l = to_lab(image)[..., 0]
+    columns = np.nonzero(where.any(axis=0))[0]
+    if columns.size < 3:
+        return 0.0
+    third = (columns[-1] - columns[0]) // 3
+    left = where.copy()
+    left[:, columns[0] + third :] = False
+    right = where.copy()
+    right[:, : columns[-1] - third] = False
+    if not left.any() or not right.any():
+        return 0.0
+    return float(lab_l[right].mean() - lab_l[left].mean())
+
+
+def relight(
+    source: np.ndarray, alpha: np.ndarray, old_background: np.ndarray, new: Background, params: Params
+) -> np.ndarray:
+    """The subject's pixels relit toward the new scene: its colour temperature and the side its light
+    comes from, both by ``params.harmonise``."""
+    subject = alpha > 0
+    old_where = old_background & ~subject
+    new_where = ~(alpha > 0.5)
+    origin, destination = SceneLight.of(source, old_where), SceneLight.of(new.image, new_where)
+    lit = harmonise(source, subject, origin, destination, params.harmonise)
+    # Side light: a horizontal ramp of L across the subject, as the new scene is lit from one side more
+    # than the old one was.
+    difference = side_light(new.image, new_where) - side_light(source, old_where)
+    most = params.max_light_shift
+    amplitude = float(np.clip(params.harmonise * difference * 0.5, -most, most))
+    box = bbox_of(subject)
+    if box is None or abs(amplitude) < 0.25:
+        return lit
+    x = (np.arange(source.shape[1], dtype=np.float32) - (box[0] + box[2]) / 2) / max((box[2] - box[0]) / 2, 1)
+    ramp = np.clip(x, -1, 1)[None, :] * amplitude
+    lab = to_lab(lit)
+    lab[..., 0] = np.clip(lab[..., 0] + ramp, 0, 100)
+    relit = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    relit = np.clip(np.round(relit * 255), 0, 255).astype(np.uint8)
+    return np.where(subject[..., None], relit, lit)
+
+
+def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) -> TaskResult:
+    if not source.labels:
+        return Skip("no_objects", "no object was labelled or detected")
+    picked = pick_subject(source, params)
+    if isinstance(picked, str):
+        return Skip(picked, f"{len(source.labels)} objects, none a subject whose background can change")
+    subject_label, subject_mask = picked
+    band = max(3, round(params.matte_band * float(np.sqrt(subject_mask.sum()))))
+    alpha = refine_matte(source.image, subject_mask, band)
+    defects = matte_defects(source.image, alpha, subject_mask, band)
+    if defects.holes > params.max_holes:
+        return Skip("matte_holes", f"holes of the subject's colour over {defects.holes:.3f} of it")
+    if defects.halo > params.max_halo:
+        return Skip("matte_halo", f"{defects.halo:.2f} of the subject's rim shows the old background")
+    if defects.dropped > params.max_dropped:
+        return Skip("matte_dropped_part", f"the matte leaves out {defects.dropped:.3f} of the subject")
+
+    rng = np.random.default_rng(seed)
+    common = {
+        "category": subject_label.category,
+        "label_source": subject_label.source,
+        "matte_band_px": band,
+        "matte_holes": round(defects.holes, 4),
+        "matte_halo": round(defects.halo, 4),
+        "matte_dropped": round(defects.dropped, 4),
+    }
+    if paints_from_prompts(tools.inpaint):
+        return _generated(source, subject_label.category, alpha, params, tools, rng, common)
+    return _from_partners(source, subject_label.category, alpha, params, rng, common)
+
+
+def _candidate(
+    source: SourceSample, target: np.ndarray, alpha: np.ndarray, variant: str, instruction: dict[str, str],
+    params: dict,
+) -> Candidate:
+    changed = alpha < 1.0
+    return Candidate(
+        variant=variant, source=source.image, target=target, instruction=instruction, mask=changed,
+        bbox=bbox_of(changed), params=params,
+    )
+
+
+def foreground_change(source: np.ndarray, target: np.ndarray, alpha: np.ndarray) -> float:
+    """Mean absolute change of the fully opaque subject, in grey levels."""
+    opaque = alpha >= 1.0
+    if not opaque.any():
+        return 0.0
+    return float(np.abs(source[opaque].astype(np.int16) - target[opaque].astype(np.int16)).mean())
+
+
+def _from_partners(
+    source: SourceSample, subject: str, alpha: np.ndarray, params: Params, rng: np.random.Generator,
+    common: dict,
+) -> TaskResult:
+    if not source.partners:
+        return Skip("no_partner", "no other photo of the run to take a background from")
+    problems: Counter[str] = Counter()
+    candidates = []
+    old_background = alpha <= 0.0
+    for index in rng.permutation(len(source.partners)):
+        partner = source.partners[int(index)]
+        new = background_from(partner, (source.width, source.height), alpha > 0.5, params)
+        if isinstance(new, str):
+            problems[new] += 1
+            continue
+        foreground = relight(source.image, alpha, old_background, new, params)
+        target = composite(new.image, foreground, alpha)
+        change = foreground_change(source.image, target, alpha)
+        if change > params.max_foreground_change:
+            problems["foreground_changed"] += 1
+            continue
+        candidates.append(
+            _candidate(
+                source, target, alpha, f"bg:{partner.sha256[:12]}:{new.scene.key}",
+                instruction(new.scene, subject, rng),
+                {**common, "scene": new.scene.key, "background_sha256": partner.sha256,
+                 "background_crop": list(new.crop), "foreground_change": round(change, 2)},
+            )
+        )
+        if len(candidates) >= params.per_source:
+            break
+    if not candidates:
+        reason = problems.most_common(1)[0][0]
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
+        return Skip(reason, f"{len(source.partners)} partner photos, none a usable background ({detail})")
+    return candidates
+
+
+def _generated(
+    source: SourceSample, subject: str, alpha: np.ndarray, params: Params, tools: Tools,
+    rng: np.random.Generator, common: dict,
+) -> TaskResult:
+    candidates = []
+    # Painted region: everything the subject does not fully cover, and a little of the subject's soft edge,
+    # so the painter blends into it; the subject is put back exactly afterwards.
+    hole = ~erode(alpha >= 1.0, 1)
+    for index in rng.permutation(len(GENERATED_SCENES))[: params.per_source]:
+        scene = GENERATED_SCENES[int(index)]
+        painted = tools.inpaint(source.image, hole, prompt=scene.en)
+        target = composite(painted, source.image, alpha)
+        candidates.append(
+            _candidate(
+                source, target, alpha, f"bg:generated:{scene.key}", instruction(scene, subject, rng),
+                {**common, "scene": scene.key, "prompt": scene.en,
+                 "foreground_change": round(foreground_change(source.image, target, alpha), 2)},
+            )
+        )
+    return candidates
