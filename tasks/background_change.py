@@ -23,7 +23,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from tasks.compositing import SceneLight, composite, erode, harmonise, matte_defects, refine_matte, to_lab
+from tasks.compositing import (
+    SceneLight,
+    composite,
+    decontaminate,
+    erode,
+    harmonise,
+    matte_defects,
+    refine_matte,
+    to_lab,
+)
 from tasks.masks import bbox_of
 from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
 from tasks.scene_words import GENERATED_SCENES, Scene, scene_from_labels, scene_from_pixels
@@ -37,6 +46,7 @@ TOOLS = ("inpaint",)
 INPUTS = "image+partner"
 LOCAL = True
 PARTNERS = 3
+GREY_CHROMA = 4.0  # mean Lab chroma below which a photo is greyscale (a scan, a black-and-white print)
 
 
 @dataclass(frozen=True)
@@ -47,10 +57,11 @@ class Params:
     matte_band: float = 0.05  # GrabCut's band around the label's edge, of the subject's size (sqrt area)
     max_holes: float = 0.01  # foreground-coloured holes in the matte, of the subject's area
     max_halo: float = 0.15  # share of the subject's rim that shows the old background
-    max_dropped: float = 0.02  # labelled parts the matte leaves out without telling them from background
+    max_dropped: float = 0.03  # labelled parts the matte leaves out without telling them from background
     harmonise: float = 0.35  # how far the subject is relit toward the new scene (0: pixel-exact)
+    max_colour_shift: float = 3.0  # Lab units the subject's mean L, a or b may move
     max_light_shift: float = 4.0  # L units (0-100) the side light may brighten or darken the subject
-    max_foreground_change: float = 8.0  # mean change of the opaque subject, grey levels
+    max_foreground_change: float = 10.0  # mean change of the opaque subject, grey levels
     max_upscale: float = 1.6  # the background crop may be enlarged this much at most
     max_partner_objects: float = 0.12  # the partner's labelled objects visible around the subject
     per_source: int = 1  # pairs per source photo (each with another partner)
@@ -140,24 +151,37 @@ class Background:
     crop: tuple[int, int, int, int]
 
 
+# Scenes a subject that does not stand on the frame's bottom edge can be put in front of without floating:
+# a studio backdrop, or foliage (a bird, a flower, a squirrel among leaves). A cup before a city street or a
+# sky would hang in the air.
+_FREE_STANDING = ("plain_", "foliage", "blurred_green")
+
+
+def grounded(subject: np.ndarray, tolerance: float = 0.03) -> bool:
+    """Whether the subject reaches the bottom of the frame (a bust, a person standing out of frame), so that
+    whatever it stands on is out of the picture and any scene can go behind it."""
+    box = bbox_of(subject)
+    return box is not None and box[3] >= subject.shape[0] * (1.0 - tolerance)
+
+
 def background_from(
     partner: SourceSample, size: tuple[int, int], subject: np.ndarray, params: Params
 ) -> Background | str:
     """The partner cropped to the source's shape and named, or why it cannot be the new background.
 
-    Crops of 100 %, 85 % and 70 % of the largest crop of the source's shape are tried at several places;
-    the one that shows least of the partner's labelled objects around the subject wins, larger crops first.
+    Crops of 100 %, 85 % and 70 % of the largest crop of the source's shape are tried at several places,
+    larger first. A crop whose visible labelled objects name a scene (a bus: a city street) and cover little
+    of it wins; failing that, the crop showing least of the partner's labelled objects is named from its
+    pixels.
     """
     width, height = size
     aspect = width / height
     full_w = min(partner.width, round(partner.height * aspect))
     full_h = min(partner.height, round(partner.width / aspect))
     visible = ~subject
-    label_area = np.zeros((partner.height, partner.width), np.float32)
-    for label in partner.labels:
-        if label.mask is not None:
-            label_area[label.mask] = 1.0
-    best: tuple[float, tuple[int, int, int, int]] | None = None
+    total = max(int(visible.sum()), 1)
+    masks = [(label.category, label.mask) for label in partner.labels if label.mask is not None]
+    least: tuple[float, tuple[int, int, int, int]] | None = None
     for fraction in (1.0, 0.85, 0.7):
         crop_w, crop_h = round(full_w * fraction), round(full_h * fraction)
         if width / crop_w > params.max_upscale:
@@ -166,29 +190,39 @@ def background_from(
             for fy in (0.5, 0.0, 1.0):
                 x0 = round((partner.width - crop_w) * fx)
                 y0 = round((partner.height - crop_h) * fy)
-                shown = cv2.resize(label_area[y0 : y0 + crop_h, x0 : x0 + crop_w], size) > 0.5
-                covered = float((shown & visible).sum()) / max(int(visible.sum()), 1)
-                if best is None or covered < best[0] - 1e-6:
-                    best = (covered, (x0, y0, x0 + crop_w, y0 + crop_h))
-    if best is None:
+                crop = (x0, y0, x0 + crop_w, y0 + crop_h)
+                shown: Counter[str] = Counter()
+                for category, mask in masks:
+                    part = mask[y0 : y0 + crop_h, x0 : x0 + crop_w].astype(np.uint8)
+                    seen = cv2.resize(part, size, interpolation=cv2.INTER_NEAREST) > 0
+                    shown[category] += float((seen & visible).sum()) / total
+                covered = sum(shown.values())
+                scene = scene_from_labels(dict(shown))
+                if scene is not None and covered <= params.max_partner_objects:
+                    return _background(partner, crop, size, scene, subject)
+                if least is None or covered < least[0] - 1e-6:
+                    least = (covered, crop)
+    if least is None:
         return "background_too_small"
-    x0, y0, x1, y1 = best[1]
+    if least[0] > params.max_partner_objects:
+        return "background_shows_objects"
+    x0, y0, x1, y1 = least[1]
     image = cv2.resize(partner.image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
-    shown_area: Counter[str] = Counter()
-    total = max(int(visible.sum()), 1)
-    for label in partner.labels:
-        if label.mask is not None:
-            part = label.mask[y0:y1, x0:x1].astype(np.uint8)
-            shown = cv2.resize(part, size, interpolation=cv2.INTER_NEAREST) > 0
-            shown_area[label.category] += float((shown & visible).sum()) / total
-    scene = scene_from_labels(dict(shown_area))
-    if scene is None:
-        if best[0] > params.max_partner_objects:
-            return "background_shows_objects"
-        scene = scene_from_pixels(image, visible)
+    scene = scene_from_pixels(image, visible)
     if scene is None:
         return "unnamed_scene"
-    return Background(image, scene, partner, (x0, y0, x1, y1))
+    return _background(partner, least[1], size, scene, subject)
+
+
+def _background(
+    partner: SourceSample, crop: tuple[int, int, int, int], size: tuple[int, int], scene: Scene,
+    subject: np.ndarray,
+) -> Background | str:
+    if not grounded(subject) and not scene.key.startswith(_FREE_STANDING):
+        return "subject_would_float"
+    x0, y0, x1, y1 = crop
+    image = cv2.resize(partner.image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    return Background(image, scene, partner, crop)
 
 
 def side_light(image: np.ndarray, where: np.ndarray) -> float:
@@ -216,7 +250,7 @@ def relight(
     old_where = old_background & ~subject
     new_where = ~(alpha > 0.5)
     origin, destination = SceneLight.of(source, old_where), SceneLight.of(new.image, new_where)
-    lit = harmonise(source, subject, origin, destination, params.harmonise)
+    lit = harmonise(source, subject, origin, destination, params.harmonise, params.max_colour_shift)
     # Side light: a horizontal ramp of L across the subject, as the new scene is lit from one side more
     # than the old one was.
     difference = side_light(new.image, new_where) - side_light(source, old_where)
@@ -293,13 +327,18 @@ def _from_partners(
     problems: Counter[str] = Counter()
     candidates = []
     old_background = alpha <= 0.0
+    source_grey = SceneLight.of(source.image, np.ones(alpha.shape, bool)).chroma < GREY_CHROMA
     for index in rng.permutation(len(source.partners)):
         partner = source.partners[int(index)]
+        everywhere = np.ones(partner.image.shape[:2], bool)
+        if (SceneLight.of(partner.image, everywhere).chroma < GREY_CHROMA) != source_grey:
+            problems["greyscale_mismatch"] += 1  # a colour subject before a grey scene, or the reverse
+            continue
         new = background_from(partner, (source.width, source.height), alpha > 0.5, params)
         if isinstance(new, str):
             problems[new] += 1
             continue
-        foreground = relight(source.image, alpha, old_background, new, params)
+        foreground = relight(decontaminate(source.image, alpha), alpha, old_background, new, params)
         target = composite(new.image, foreground, alpha)
         change = foreground_change(source.image, target, alpha)
         if change > params.max_foreground_change:
@@ -333,7 +372,7 @@ def _generated(
     for index in rng.permutation(len(GENERATED_SCENES))[: params.per_source]:
         scene = GENERATED_SCENES[int(index)]
         painted = tools.inpaint(source.image, hole, prompt=scene.en)
-        target = composite(painted, source.image, alpha)
+        target = composite(painted, decontaminate(source.image, alpha), alpha)
         candidates.append(
             _candidate(
                 source, target, alpha, f"bg:generated:{scene.key}", instruction(scene, subject, rng),
