@@ -25,12 +25,11 @@ import numpy as np
 
 from tasks.compositing import (
     SceneLight,
+    best_matte,
     composite,
     decontaminate,
     erode,
     harmonise,
-    matte_defects,
-    refine_matte,
     to_lab,
 )
 from tasks.masks import bbox_of
@@ -276,13 +275,14 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
         return Skip(picked, f"{len(source.labels)} objects, none a subject whose background can change")
     subject_label, subject_mask = picked
     band = max(3, round(params.matte_band * float(np.sqrt(subject_mask.sum()))))
-    alpha = refine_matte(source.image, subject_mask, band)
-    defects = matte_defects(source.image, alpha, subject_mask, band)
-    if defects.holes > params.max_holes:
-        return Skip("matte_holes", f"holes of the subject's colour over {defects.holes:.3f} of it")
-    if defects.halo > params.max_halo:
-        return Skip("matte_halo", f"{defects.halo:.2f} of the subject's rim shows the old background")
-    if defects.dropped > params.max_dropped:
+    alpha, defects = best_matte(
+        source.image, subject_mask, band, params.max_halo, params.max_dropped, params.max_holes
+    )
+    if alpha is None:
+        if defects.holes > params.max_holes:
+            return Skip("matte_holes", f"holes of the subject's colour over {defects.holes:.3f} of it")
+        if defects.halo > params.max_halo:
+            return Skip("matte_halo", f"{defects.halo:.2f} of the subject's rim shows the old background")
         return Skip("matte_dropped_part", f"the matte leaves out {defects.dropped:.3f} of the subject")
 
     rng = np.random.default_rng(seed)

@@ -115,6 +115,23 @@ def _largest_components(cut: np.ndarray, core: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep[keep > 0])
 
 
+def best_matte(
+    image: np.ndarray, label: np.ndarray, band: int, max_halo: float, max_dropped: float, max_holes: float
+) -> tuple[np.ndarray, MatteDefects] | tuple[None, MatteDefects]:
+    """The refined matte when it is clean; else the label's own mask with a feathered edge when that is
+    clean (GrabCut drops parts whose colour the background shares: the red foot of a cup on a red saucer);
+    else None, with the refined matte's defects."""
+    refined = refine_matte(image, label, band)
+    defects = matte_defects(image, refined, label, band)
+    if defects.halo <= max_halo and defects.dropped <= max_dropped and defects.holes <= max_holes:
+        return refined, defects
+    plain = feathered(label, max(1.5, band / 6))
+    plain_defects = matte_defects(image, plain, label, band)
+    if plain_defects.halo <= max_halo and plain_defects.holes <= max_holes:
+        return plain, plain_defects
+    return None, defects
+
+
 def _fill_small_holes(cut: np.ndarray, max_area: float) -> np.ndarray:
     """Close holes smaller than ``max_area`` pixels (an eye's highlight, a button GrabCut gave away); larger
     ones may be real (the gap under an arm), and matte_defects judges them."""
@@ -270,7 +287,8 @@ def harmonise(
     out[:, 0] = pixels[:, 0] + shift[0]
     chroma_ratio = 1.0
     if destination.chroma < origin.chroma:
-        chroma_ratio = 1.0 + strength * (destination.chroma / max(origin.chroma, 1e-3) - 1.0)
+        # Fully: a greyscale photo has no colour to give anything, whatever the strength.
+        chroma_ratio = destination.chroma / max(origin.chroma, 1e-3)
     out[:, 1:] = (pixels[:, 1:] + shift[1:]) * chroma_ratio
     out[:, 0] = np.clip(out[:, 0], 0, 100)
     lab = lab.copy()
