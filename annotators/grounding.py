@@ -52,6 +52,7 @@ class SalientGrounding(Plugin):
         seeds = np.where(proposal > 0, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
         frame = max(2, round(0.03 * max(size)))
         seeds[:frame], seeds[-frame:], seeds[:, :frame], seeds[:, -frame:] = (cv2.GC_BGD,) * 4
+        cv2.setRNGSeed(0)  # GrabCut seeds its colour models from OpenCV's global RNG: same input, same cut
         models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         with contextlib.suppress(cv2.error):  # GrabCut refuses seeds without a foreground
             cv2.grabCut(small, seeds, None, *models, 3, cv2.GC_INIT_WITH_MASK)

@@ -82,6 +82,7 @@ def refine_matte(image: np.ndarray, mask: np.ndarray, band: int, work_size: int 
     seeds[outside] = cv2.GC_BGD
     cut = small_mask
     if core.any() and outside.any():  # GrabCut needs both definite classes to model their colours
+        cv2.setRNGSeed(0)  # GrabCut seeds its colour models from OpenCV's global RNG: same input, same cut
         models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), seeds, None, *models, 6, cv2.GC_INIT_WITH_MASK)
         cut = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
