@@ -52,7 +52,7 @@ def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.erode(mask.astype(np.uint8), _disc(radius)) > 0
 
 
-def refine_matte(image: np.ndarray, mask: np.ndarray, band: int, work_size: int = 640) -> np.ndarray:
+def refine_matte(image: np.ndarray, mask: np.ndarray, band: int, work_size: int = 320) -> np.ndarray:
     """A soft alpha (float32 0..1) for ``mask``, its edge moved onto the photo's colour boundary.
 
     GrabCut decides every pixel of the mask but its deep core (more than three ``band`` inside the edge),
@@ -88,16 +88,16 @@ def refine_matte(image: np.ndarray, mask: np.ndarray, band: int, work_size: int 
         cut = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
     cut = _fill_small_holes(_largest_components(cut, core), 0.002 * float(cut.sum()))
 
-    # A guided filter with a small radius softens the cut's edge along the photo's own edges (hair, fur)
-    # without blurring it.
-    guide = small.astype(np.float32) / 255.0
-    soft = cv2.ximgproc.guidedFilter(guide, cut.astype(np.float32), 2, 1e-4)
-    soft = np.clip(soft, 0.0, 1.0)
-    soft[core] = 1.0
-    soft[outside] = 0.0
-    alpha_crop = cv2.resize(soft, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_LINEAR)
+    # The cut, scaled back to the crop, is softened by a guided filter at full size with the photo as
+    # guide: the edge follows the photo's own edges (hair, fur) that the small cut could not see.
+    full = (crop.shape[1], crop.shape[0])
+    cut_full = cv2.resize(cut.astype(np.float32), full, interpolation=cv2.INTER_LINEAR)
+    guide = crop.astype(np.float32) / 255.0
+    soft = np.clip(cv2.ximgproc.guidedFilter(guide, cut_full, 2, 1e-4), 0.0, 1.0)
+    soft[cv2.resize(core.astype(np.uint8), full, interpolation=cv2.INTER_NEAREST) > 0] = 1.0
+    soft[cv2.resize(outside.astype(np.uint8), full, interpolation=cv2.INTER_NEAREST) > 0] = 0.0
     alpha = np.zeros(mask.shape, np.float32)
-    alpha[y0:y1, x0:x1] = alpha_crop
+    alpha[y0:y1, x0:x1] = soft
     # GrabCut's cut tends to keep a one-pixel line of the old background along the edge (a light fringe
     # round dark hair on any new background): pull the alpha in by a pixel.
     alpha = cv2.erode(alpha, np.ones((3, 3), np.uint8))
