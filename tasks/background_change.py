@@ -287,7 +287,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
 
     rng = np.random.default_rng(seed)
     common = {
-        "category": subject_label.category,
+        "subject": subject_label.category,  # what stays; not named in every instruction
         "label_source": subject_label.source,
         "matte_band_px": band,
         "matte_holes": round(defects.holes, 4),
