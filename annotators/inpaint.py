@@ -1,14 +1,14 @@
-"""Classical inpainting (offline backend): Telea's fast marching fill plus matched grain.
+"""Classical inpainting (offline backend): a fill chosen to suit the hole's surroundings.
 
-On the example photos (a cup, a spoon, a rocket, a camera) three OpenCV methods were compared: shift-map
-copies whole patches and invents new structures (saucer rims where the cup stood), frequency-selective
-reconstruction goes blocky on large holes, and Telea's diffusion leaves a smooth, plausible surface. A
-removal pair with a smooth patch still reads as "the object is gone"; an invented structure does not. The
-smoothness is masked with grain whose strength is measured on the ring of pixels around the hole.
+Looked at on held-out photos (bench/RESULTS.md): on smooth surroundings (paper, a table top, sky) Telea's
+fast-marching diffusion, with grain matched to the surroundings, leaves a clean surface; on texture (grass,
+foliage) it leaves a blurred patch, and OpenCV's shift-map, which copies patches of the surroundings, keeps
+the texture. Neither can continue structure: a hole whose boundary touches several distinct surfaces (a
+saucer, its rim and the table) is refused (`can_fill`), as is a hole too large to fill from its surroundings.
 
-The fill runs on a crop around the hole at a bounded working size, is scaled back, and is blended with
-an edge feathered inwards, so pixels outside the mask are returned untouched (the masks the tasks pass
-are dilated past the object, so the hole's rim is background already).
+The fill runs on a crop around the hole at a bounded working size, is scaled back, and is blended with an
+edge feathered inwards, so pixels outside the mask are returned untouched (the masks the tasks pass are
+dilated past the object, so the hole's rim is background already).
 """
 
 from __future__ import annotations
@@ -17,28 +17,39 @@ import cv2
 import numpy as np
 
 from annotators.registry import Plugin
+from tasks.fill_quality import ring_of, surroundings
 from tasks.masks import bbox_of
 
 BACKENDS = {"offline": "annotators.inpaint:ClassicalInpainter"}
 
 
 class ClassicalInpainter(Plugin):
-    name = "opencv_telea_grain"
+    name = "opencv_telea_shiftmap"
     version = f"opencv-{cv2.__version__}"
 
     def __init__(
         self,
         models_dir: str | None = None,
-        work_size: int = 384,
+        work_size: int = 320,
         context: float = 0.6,
         feather: int = 3,
+        max_area: float = 0.12,
         seed: int = 0,
     ) -> None:
         super().__init__(models_dir)
         self.work_size = work_size  # longest side of the crop the fill is computed on
         self.context = context  # margin around the hole, as a fraction of the hole's size
         self.feather = feather
+        self.max_area = max_area  # of the image: larger holes leave too little to copy from
         self.seed = seed
+
+    def can_fill(self, image: np.ndarray, mask: np.ndarray) -> str | None:
+        """Why this fill cannot make the hole look like its surroundings, or None."""
+        if mask.mean() > self.max_area:
+            return "hole_too_large"
+        if surroundings(image, mask).regions > 1:
+            return "structured_surroundings"
+        return None
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, prompt: str | None = None) -> np.ndarray:
         if prompt is not None:
@@ -61,11 +72,17 @@ class ClassicalInpainter(Plugin):
         small_hole = cv2.resize(crop_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
         # Scaling can shrink thin parts of the hole out of existence; grow it back by a pixel.
         small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
-        filled = cv2.inpaint(small, small_hole * 255, max(3, round(5 * scale)), cv2.INPAINT_TELEA)
+        if surroundings(crop, crop_mask).textured:
+            filled = _shift_map(small, small_hole)
+            grain = scale < 1.0  # copied patches keep their grain unless they were downscaled
+        else:
+            filled = cv2.inpaint(small, small_hole * 255, max(3, round(5 * scale)), cv2.INPAINT_TELEA)
+            grain = True  # diffusion is smoother than any photo
         fill = cv2.resize(filled, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_CUBIC).astype(
             np.float32
         )
-        fill += self._grain(crop, crop_mask, mask_seed=x0 * 7919 + y0)
+        if grain:
+            fill += self._grain(crop, crop_mask, mask_seed=x0 * 7919 + y0)
 
         alpha = crop_mask.astype(np.float32)
         core = cv2.erode(
@@ -81,7 +98,7 @@ class ClassicalInpainter(Plugin):
 
     def _grain(self, crop: np.ndarray, hole: np.ndarray, mask_seed: int) -> np.ndarray:
         """Gaussian grain with the per-channel strength of the fine detail around the hole."""
-        ring = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=6).astype(bool) & ~hole
+        ring = ring_of(hole.astype(bool), 6)
         if ring.sum() < 16:
             return np.zeros(crop.shape, np.float32)
         detail = crop.astype(np.float32) - cv2.GaussianBlur(crop.astype(np.float32), (0, 0), 1.5)
@@ -90,3 +107,11 @@ class ClassicalInpainter(Plugin):
         rng = np.random.default_rng(self.seed + mask_seed)
         noise = rng.standard_normal(crop.shape[:2]).astype(np.float32)[..., None]  # luminance-like grain
         return cv2.GaussianBlur(noise, (0, 0), 0.6)[..., None] * strength
+
+
+def _shift_map(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """OpenCV's shift-map inpainting (its mask convention: 0 = missing)."""
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    filled = np.zeros_like(bgr)
+    cv2.xphoto.inpaint(bgr, (1 - hole) * 255, filled, cv2.xphoto.INPAINT_SHIFTMAP)
+    return cv2.cvtColor(filled, cv2.COLOR_BGR2RGB)

@@ -1,106 +1,90 @@
 """The `objects` annotator: named object masks for the local-edit tasks.
 
-Offline backend: labels from COCO-style annotations are used as they are (they come with masks); a photo
-without labels gets its salient object: OpenCV's fine-grained static saliency proposes where the
-object is, and GrabCut, seeded from that proposal, cuts its silhouette along the image's colour edges.
+Offline backend: labels from COCO-style annotations are used as they are (they come with masks and names).
+A photo without labels gets the people MediaPipe's person segmentation finds (annotators/mediapipe_models.py):
+its model ships with the package and names what it segments, "person". Nothing else is proposed: a salient
+region without a name cannot make an instruction a person would accept, so such photos get no labels and the
+tasks skip them (`unnamed_region`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 
 import cv2
 import numpy as np
 
-from annotators.registry import Annotator
+from annotators.mediapipe_models import PACKAGE, Face, FaceDetector, PersonSegmenter
+from annotators.registry import Annotator, PluginUnavailable
 from tasks.masks import bbox_of
 from tasks.records import ObjectLabel, SourceSample
 
 BACKENDS = {"offline": "annotators.objects:OfflineObjects"}
 
 
-class SalientObjects:
-    """Saliency + GrabCut: one salient-object mask per photo, category unknown ("object")."""
+class People:
+    """One label per person: a connected region of MediaPipe's person probability holding exactly one face
+    found by MediaPipe's face detector. Without a face, the segmenter also marks buildings and statues (seen
+    on the held-out photos); with two, the region is two people merged, whose removal no instruction names."""
 
-    name = "saliency_grabcut"
-    version = f"opencv-{cv2.__version__}"
+    name = "mediapipe_people"
+    version = PersonSegmenter.version
 
-    def __init__(self, work_size: int = 384, grabcut_iterations: int = 4, min_area: float = 0.002) -> None:
-        self.work_size = work_size  # GrabCut's cost grows with pixels; masks are upscaled afterwards
-        self.iterations = grabcut_iterations
-        self.min_area = min_area
+    def __init__(self, threshold: float = 0.5, min_area: float = 0.004, min_confidence: float = 0.75) -> None:
+        self.threshold = threshold
+        self.min_area = min_area  # of the image
+        self.min_confidence = min_confidence  # mean probability inside a region
 
-    def __call__(self, image: np.ndarray) -> list[ObjectLabel]:
-        height, width = image.shape[:2]
-        scale = min(1.0, self.work_size / max(height, width))
-        small = cv2.resize(
-            image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
-        )
-        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
-        saliency = cv2.saliency.StaticSaliencyFineGrained_create()
-        ok, sal_map = saliency.computeSaliency(bgr)
-        if not ok:
-            return []
-        sal = cv2.GaussianBlur(sal_map.astype(np.float32), (0, 0), 3)
-        sal = cv2.normalize(sal, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-        _, proposal = cv2.threshold(sal, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        proposal = self._best_component(proposal > 0, sal)
-        if proposal is None:
-            return []
+    def annotate(self, sources: list[SourceSample]) -> None:
+        with PersonSegmenter() as segmenter, FaceDetector() as faces:
+            for source in sources:
+                source.labels = self.people(source.image, segmenter(source.image), faces(source.image))
 
-        # GrabCut seeds: the proposal is probably foreground, everything else probably background,
-        # and a thin frame definitely background (the subject rarely fills the border).
-        seeds = np.full(proposal.shape, cv2.GC_PR_BGD, np.uint8)
-        seeds[proposal] = cv2.GC_PR_FGD
-        frame = max(2, round(0.02 * max(proposal.shape)))
-        seeds[:frame, :] = seeds[-frame:, :] = cv2.GC_BGD
-        seeds[:, :frame] = seeds[:, -frame:] = cv2.GC_BGD
-        background_model = np.zeros((1, 65), np.float64)
-        foreground_model = np.zeros((1, 65), np.float64)
-        # GrabCut refuses seeds with an empty class; the proposal is then all we have.
-        with contextlib.suppress(cv2.error):
-            cv2.grabCut(
-                bgr, seeds, None, background_model, foreground_model, self.iterations, cv2.GC_INIT_WITH_MASK
-            )
-        cut = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
-        cut = self._best_component(cut, sal)
-        if cut is None:
-            return []
-        cut = cv2.morphologyEx(cut.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-        mask = cv2.resize(cut, (width, height), interpolation=cv2.INTER_LINEAR) > 0
-        box = bbox_of(mask)
-        if box is None or mask.mean() < self.min_area:
-            return []
-        score = float(sal[cut > 0].mean()) / 255.0
-        return [ObjectLabel(category="object", bbox=box, mask=mask, score=score, source=self.name)]
+    def people(self, image: np.ndarray, probability: np.ndarray, faces: list[Face]) -> list[ObjectLabel]:
+        mask = probability > self.threshold
+        count, components = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        labels = []
+        for index in range(1, count):
+            region = components == index
+            if region.mean() < self.min_area:
+                continue
+            confidence = float(probability[region].mean())
+            box = bbox_of(region)
+            inside = [f for f in faces if _centre_inside(f.box, region)]
+            if confidence < self.min_confidence or len(inside) != 1 or box is None:
+                continue
+            region = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
+            labels.append(ObjectLabel("person", box, region, confidence, source=self.name))
+        return labels
 
-    @staticmethod
-    def _best_component(mask: np.ndarray, saliency: np.ndarray) -> np.ndarray | None:
-        """The connected component with the most total saliency (large and salient beats specks)."""
-        count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-        if count <= 1:
-            return None
-        totals = np.bincount(labels.ravel(), weights=saliency.ravel().astype(np.float64), minlength=count)
-        totals[0] = -1.0  # label 0 is the background
-        return labels == int(np.argmax(totals))
+
+def _centre_inside(box: tuple[int, int, int, int], region: np.ndarray) -> bool:
+    x, y = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    return 0 <= y < region.shape[0] and 0 <= x < region.shape[1] and bool(region[y, x])
 
 
 class OfflineObjects(Annotator):
-    """Labels when the source has them, else the salient object."""
+    """Labels when the source has them, else the people in it."""
 
     name = "objects"
-    version = SalientObjects.version
+    version = People.version
 
     def __init__(self, models_dir: str | None = None) -> None:
         super().__init__(models_dir)
-        self.detector = SalientObjects()
+        self.people = People()
+
+    @classmethod
+    def check(cls, models_dir: str | None) -> None:
+        if importlib.util.find_spec(PACKAGE) is None:
+            raise PluginUnavailable(
+                "objects (offline backend) needs mediapipe to find people: pip install --no-deps "
+                "mediapipe==1.2.3 absl-py flatbuffers (its OpenCV dependency would replace the headless one)"
+            )
 
     def describe_source(self, source: SourceSample) -> dict[str, str]:
         if source.labels and all(label.source == "labels" for label in source.labels):
             return {"backend": "labels", "name": "coco", "version": "coco"}
-        return {"backend": self.backend, "name": self.detector.name, "version": self.detector.version}
+        return {"backend": self.backend, "name": self.people.name, "version": self.people.version}
 
     def annotate(self, sources: list[SourceSample]) -> None:
-        for source in sources:
-            if not source.labels:
-                source.labels = self.detector(source.image)
+        self.people.annotate([source for source in sources if not source.labels])

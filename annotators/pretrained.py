@@ -33,7 +33,8 @@ def require_safetensors(path: str) -> None:
     weights = glob.glob(os.path.join(path, "**", "*.safetensors"), recursive=True)
     if weights:
         return
-    pickles = [p for p in glob.glob(os.path.join(path, "**", "*"), recursive=True) if p.endswith(PICKLE_SUFFIXES)]
+    everything = glob.glob(os.path.join(path, "**", "*"), recursive=True)
+    pickles = [p for p in everything if p.endswith(PICKLE_SUFFIXES)]
     if pickles:
         raise PluginUnavailable(
             f"{path} holds only pickled weights ({os.path.basename(pickles[0])}); they are never loaded. "

@@ -115,6 +115,28 @@ class ThresholdTable:
         return {"default": asdict(self.default), **{t: asdict(v) for t, v in self.per_task.items()}}
 
 
+# The heuristic judge's thresholds per task, calibrated against pairs labelled by eye (bench/RESULTS.md).
+CALIBRATED_THRESHOLDS = Path(__file__).resolve().parents[1] / "annotators" / "judge" / "thresholds.yaml"
+
+
+def thresholds_file(option: str | None, judge_kind: str) -> Path | None:
+    """The YAML that --thresholds names; by default the calibrated one, for the heuristic judge when no
+    --min-* was given on the command line (those then apply to every task, as the user asked)."""
+    if option is not None:
+        if option == "none":
+            return None
+        path = Path(option)
+        if not path.is_file():
+            raise click.BadParameter(f"{option}: no such file", param_hint="--thresholds")
+        return path
+    context = click.get_current_context()
+    explicit = any(
+        context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        for name in ("min_sc", "min_pq", "min_o")
+    )
+    return CALIBRATED_THRESHOLDS if judge_kind == "heuristic" and not explicit else None
+
+
 def decision(row: dict[str, Any], limits: Thresholds, keep_near_dups: bool) -> str | None:
     """None to keep the sample, else the reason it is dropped."""
     if row["judge_status"] != "ok":
@@ -172,8 +194,8 @@ class HeuristicSampleJudge:
         self.name = self._judge.name
 
     def __call__(self, sample: Sample) -> JudgeResult:
-        mask = _decode(sample.members["mask.png"], "L") if "mask.png" in sample.members else None
-        return self._judge.judge(sample.source, sample.target, mask)
+        instruction = json.loads(sample.members["json"]).get("instruction") or {}
+        return self._judge.judge(sample.source, sample.target, instruction)
 
 
 class MLLMSampleJudge:
@@ -390,8 +412,8 @@ def _record_in_run_json(folder: RunFolder, judge_record: dict[str, Any]) -> None
 @click.option(
     "--thresholds",
     "thresholds_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="YAML of per-task thresholds overriding the --min-* values.",
+    help="YAML of per-task thresholds overriding the --min-* values, or 'none'. Default for the heuristic "
+    "judge when no --min-* is given: the calibrated annotators/judge/thresholds.yaml.",
 )
 @click.option("--view", default="kept", show_default=True, help="Writes RUN/views/NAME/.")
 @click.option("--reshard", is_flag=True, help="Also write tars of the kept samples under the view.")
@@ -413,7 +435,7 @@ def filter_command(
     min_sc: float,
     min_pq: float,
     min_o: float,
-    thresholds_path: Path | None,
+    thresholds_path: str | None,
     view: str,
     reshard: bool,
     shard_size: int,
@@ -426,7 +448,9 @@ def filter_command(
     folder = RunFolder(run)
     if not folder.fs.isdir(folder.root):
         raise click.BadParameter(f"{run} is not a run folder", param_hint="RUN")
-    thresholds = ThresholdTable.load(Thresholds(min_sc, min_pq, min_o), thresholds_path)
+    thresholds = ThresholdTable.load(
+        Thresholds(min_sc, min_pq, min_o), thresholds_file(thresholds_path, judge_kind)
+    )
     client: MLLMClient | None = None
     judge: SampleJudge
     if judge_kind == "openai":

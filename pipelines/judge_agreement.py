@@ -1,5 +1,8 @@
 """`step1x-data judge-agreement A B`: how far two judges (or a judge and human labels) agree.
 
+When B is a set of accept/reject labels (a CSV whose score takes two values, as bench/labels/ writes), the
+report adds the ROC-AUC of A's score against them and the share of the samples A keeps that B accepts.
+
 A and B are each a run folder (the judge columns its manifests carry after the last `step1x-data filter`),
 a view folder RUN/views/NAME (the scores of the filter that wrote it: kept and rejected ids together), or a
 CSV of labels with a column `id` and any of `sc`, `pq`, `o` (0-10); local paths or fsspec URLs. A manifest
@@ -95,6 +98,16 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
     return (p_observed - p_chance) / (1 - p_chance) if p_chance < 1 else float("nan")
 
 
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of `scores` for the boolean `positive`: the chance that a positive outscores
+    a negative (ties count half); nan without both classes."""
+    if positive.all() or not positive.any():
+        return float("nan")
+    ranks = rank_average(scores)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def agreement(
     a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], thresholds: dict[str, float]
 ) -> dict[str, Any]:
@@ -107,7 +120,7 @@ def agreement(
         va = np.array([a[i][score] for i in ids])
         vb = np.array([b[i][score] for i in ids])
         t = thresholds[score]
-        report["scores"][score] = {
+        entry = {
             "n": len(ids),
             "spearman": spearman(va, vb) if len(ids) > 1 else float("nan"),
             "threshold": t,
@@ -116,6 +129,15 @@ def agreement(
             "mean_a": float(va.mean()),
             "mean_b": float(vb.mean()),
         }
+        # B with two values only is a set of accept/reject labels (e.g. 10/0): how well A's score ranks
+        # them, and how many of the samples A keeps at the threshold B accepts.
+        if len(np.unique(vb)) == 2:
+            accepted = vb == vb.max()
+            entry["roc_auc"] = roc_auc(va, accepted)
+            kept = va >= t
+            entry["kept"] = int(kept.sum())
+            entry["kept_accepted"] = float(accepted[kept].mean()) if kept.any() else float("nan")
+        report["scores"][score] = entry
     return report
 
 
@@ -142,10 +164,12 @@ def judge_agreement_command(
     # A line of its own: a table title would be wrapped to the (narrow) table's width.
     console.print(f"{a}  vs  {b}  ({report['n_common']} common samples)", soft_wrap=True)
     table = Table()
-    for column in ("score", "n", "spearman", "threshold", "kappa", "keep agreement", "mean A", "mean B"):
+    labelled = any("roc_auc" in r for r in report["scores"].values())
+    columns = ["score", "n", "spearman", "threshold", "kappa", "keep agreement", "mean A", "mean B"]
+    for column in columns + (["ROC-AUC", "kept", "kept accepted by B"] if labelled else []):
         table.add_column(column, justify="right")
     for score, r in report["scores"].items():
-        table.add_row(
+        cells = [
             score,
             str(r["n"]),
             f"{r['spearman']:.3f}",
@@ -154,5 +178,10 @@ def judge_agreement_command(
             f"{r['keep_agreement']:.3f}",
             f"{r['mean_a']:.2f}",
             f"{r['mean_b']:.2f}",
-        )
+        ]
+        if labelled and "roc_auc" in r:
+            cells += [f"{r['roc_auc']:.3f}", str(r["kept"]), f"{r['kept_accepted']:.3f}"]
+        elif labelled:
+            cells += ["", "", ""]
+        table.add_row(*cells)
     console.print(table)

@@ -222,9 +222,10 @@ def work_items(
     task = load_task(config.task)
     if executor == "ray":
         _init_ray(config)
-    if partner_count(task) and refs:
+    partners = partner_count(task, config.backend)
+    if partners and refs:
         hash_refs = hash_refs_ray if executor == "ray" else hash_refs_local
-        refs = assign_partners(refs, partner_count(task), config.seed, hash_refs)
+        refs = assign_partners(refs, partners, config.seed, hash_refs)
     if executor == "ray":
         return iterate_ray(refs, config, done) if refs else iter(())
     return iterate_local(refs, config, done)

@@ -7,8 +7,8 @@ A task module (tasks/<category>.py) is pure logic. It declares
   its partners, before ``make_pairs`` runs;
 - ``TOOLS``: names of the pixel tools (annotators/<name>.py, see tasks.tools) ``make_pairs`` calls;
 - ``INPUTS``: what one work item holds: ``image`` (one photo), ``image+partner`` (a photo and ``PARTNERS``
-  other photos of the run, chosen by the engine from the content hashes) or ``frame_pair`` (two frames of one
-  video shot, chosen by the engine by ``FRAME_PAIRS``);
+  other photos of the run, chosen by the engine from the content hashes; an int, or a mapping from backend to
+  int) or ``frame_pair`` (two frames of one video shot, chosen by the engine by ``FRAME_PAIRS``);
 - ``LOCAL``: whether its edits are local (every candidate then carries the mask of the edited region);
 - ``Params``: a frozen dataclass of its parameters (overridden per run with ``--param key=value``);
 
@@ -58,9 +58,13 @@ class TaskModule(Protocol):
     def make_pairs(self, source: SourceSample, params: Any, tools: Tools, seed: int) -> TaskResult: ...
 
 
-def partner_count(task: ModuleType) -> int:
-    """How many partner photos an ``image+partner`` task is handed (``PARTNERS``, default 1)."""
-    return int(getattr(task, "PARTNERS", 1)) if task.INPUTS == "image+partner" else 0
+def partner_count(task: ModuleType, backend: str) -> int:
+    """How many partner photos an ``image+partner`` task is handed under ``backend``: ``PARTNERS``, an int or
+    a mapping backend -> int (a model backend that paints from a prompt may need none), default 1."""
+    if task.INPUTS != "image+partner":
+        return 0
+    declared = getattr(task, "PARTNERS", 1)
+    return int(declared.get(backend, 1) if isinstance(declared, dict) else declared)
 
 
 def frame_pairs(task: ModuleType) -> FramePairs:
@@ -86,6 +90,6 @@ def contract_problems(task: ModuleType, name: str, gedit_key: str) -> list[str]:
         value = getattr(task, field)
         if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
             problems.append(f"{field} is not a tuple of names")
-    if task.INPUTS == "image+partner" and partner_count(task) < 1:
-        problems.append("PARTNERS must be at least 1")
+    if task.INPUTS == "image+partner" and partner_count(task, "offline") < 1:
+        problems.append("PARTNERS must be at least 1 for the offline backend")
     return problems

@@ -17,6 +17,11 @@ class Inpainter(Protocol):
     name: str
     version: str
 
+    def can_fill(self, image: np.ndarray, mask: np.ndarray) -> str | None:
+        """A reason this inpainter cannot fill ``mask`` credibly from its surroundings (a classical fill and
+        structure it cannot continue), or None."""
+        ...
+
     def __call__(self, image: np.ndarray, mask: np.ndarray, prompt: str | None = None) -> np.ndarray:
         """Fill the True pixels of ``mask`` (HxW bool) in ``image`` (HxWx3 uint8); same shape out.
 

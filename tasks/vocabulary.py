@@ -102,7 +102,12 @@ EXTRA_OBJECTS: dict[str, str] = {
     "hat": "帽子",
     "glasses": "眼镜",
     "space shuttle": "航天飞机",
-    "object": "物体",
+    "coin": "硬币",
+    "lighter": "打火机",
+    "lid": "盖子",
+    "candy": "糖果",
+    "pen": "笔",
+    "squirrel": "松鼠",
 }
 
 OBJECTS: dict[str, str] = {**COCO_OBJECTS, **EXTRA_OBJECTS}

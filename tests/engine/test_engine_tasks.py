@@ -123,7 +123,8 @@ def test_removal_rejects_objects_it_cannot_remove_cleanly() -> None:
         sample.labels = [ObjectLabel("cup", (0, 0, 1, 1), mask)]
         result = subject_removal.make_pairs(sample, subject_removal.Params(), tools, seed=0)
         assert isinstance(result, Skip) and result.reason == reason, reason
-    assert subject_removal.make_pairs(source(), subject_removal.Params(), tools, 0).reason == "no_objects"
+    unlabelled = subject_removal.make_pairs(source(), subject_removal.Params(), tools, 0)
+    assert unlabelled.reason == "unnamed_region"
 
 
 def test_addition_is_the_removal_pair_reversed() -> None:

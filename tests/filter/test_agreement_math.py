@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pipelines.judge_agreement import agreement, cohen_kappa, rank_average, spearman
+from pipelines.judge_agreement import agreement, cohen_kappa, rank_average, roc_auc, spearman
 
 
 def test_rank_average_shares_ranks_between_ties() -> None:
@@ -39,3 +39,16 @@ def test_agreement_matches_ids_and_skips_missing_scores() -> None:
     assert report["n_common"] == 2 and set(report["scores"]) == {"sc"}
     sc = report["scores"]["sc"]
     assert sc["n"] == 2 and sc["spearman"] == pytest.approx(1.0) and sc["kappa"] == 1.0
+
+
+def test_roc_auc_and_kept_precision_against_labels_by_hand() -> None:
+    # positives score 9, 7, 5 and negatives 6, 2: (9>6, 9>2) + (7>6, 7>2) + (5>2) = 5 of 6 pairs
+    labels_ = np.array([True, True, True, False, False])
+    assert roc_auc(np.array([9.0, 7, 5, 6, 2]), labels_) == pytest.approx(5 / 6)
+    assert roc_auc(np.array([1.0, 1.0]), np.array([True, False])) == 0.5  # a tie counts half
+    assert math.isnan(roc_auc(np.array([1.0, 2.0]), np.array([True, True])))
+    judge = {k: {"o": v} for k, v in {"a": 9.0, "b": 7.0, "c": 5.0, "d": 6.0, "e": 2.0}.items()}
+    labels = {k: {"o": v} for k, v in {"a": 10.0, "b": 10.0, "c": 10.0, "d": 0.0, "e": 0.0}.items()}
+    o = agreement(judge, labels, {"sc": 6.0, "pq": 6.0, "o": 6.0})["scores"]["o"]
+    assert o["roc_auc"] == pytest.approx(5 / 6)
+    assert o["kept"] == 3 and o["kept_accepted"] == pytest.approx(2 / 3)  # a, b, d kept; d is a reject

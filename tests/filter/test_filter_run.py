@@ -16,12 +16,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
+import yaml
 from click.testing import CliRunner
 from PIL import Image
 
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images, request_text
 from pipelines.cli import main
-from pipelines.filter import JUDGE_COLUMNS
+from pipelines.filter import CALIBRATED_THRESHOLDS, JUDGE_COLUMNS
 from pipelines.shards import RunFolder
 from pipelines.views import manifest_paths, read_table, read_view_ids
 
@@ -78,7 +79,7 @@ def test_heuristic_filter_scores_manifests_and_writes_view(run_dir: Path) -> Non
     assert [r["id"] for r in rows] == [r["id"] for r in before_rows]
     for r in rows:
         assert set(JUDGE_COLUMNS) <= set(r)
-        assert r["judge"] == "heuristic-v1" and r["judge_status"] == "ok"
+        assert r["judge"] == "heuristic-v2" and r["judge_status"] == "ok"
         assert 0 <= r["sc"] <= 10 and 0 <= r["pq"] <= 10
         assert r["o"] == np.sqrt(r["sc"] * r["pq"])
         details = json.loads(r["judge_details"])
@@ -97,8 +98,24 @@ def test_heuristic_filter_scores_manifests_and_writes_view(run_dir: Path) -> Non
     assert meta["read"] == len(rows) == meta["kept"] + sum(meta["dropped"].values())
     assert meta["thresholds"]["default"]["min_o"] == threshold
     run_json = json.loads((run_dir / "run.json").read_text())
-    assert run_json["judge"]["name"] == "heuristic-v1" and run_json["judge"]["view"] == "half"
+    assert run_json["judge"]["name"] == "heuristic-v2" and run_json["judge"]["view"] == "half"
     assert run_json["counts"]  # the pipeline's own keys survive
+
+
+def test_the_calibrated_thresholds_are_the_default(run_dir: Path) -> None:
+    """Without --min-* the heuristic judge keeps by the calibrated per-task thresholds; --min-o alone, or
+    --thresholds none, puts the command line's values in charge of every task."""
+    calibrated = yaml.safe_load(CALIBRATED_THRESHOLDS.read_text())
+    assert calibrated["tone_transformation"]["min_o"] > 0
+    _filter(str(run_dir), "--view", "calibrated")
+    meta = json.loads((run_dir / "views" / "calibrated" / "view.json").read_text())
+    assert meta["thresholds"]["tone_transformation"]["min_o"] == calibrated["tone_transformation"]["min_o"]
+    kept = set(_view_ids(run_dir, "calibrated"))
+    limit = calibrated["tone_transformation"]["min_o"]
+    assert kept == {r["id"] for r in _rows(run_dir) if r["o"] >= limit and not r["near_dup_of"]}
+    _filter(str(run_dir), "--min-o", "1", "--view", "explicit")
+    meta = json.loads((run_dir / "views" / "explicit" / "view.json").read_text())
+    assert set(meta["thresholds"]) == {"default"} and meta["thresholds"]["default"]["min_o"] == 1
 
 
 def test_new_thresholds_reuse_scores(run_dir: Path, tmp_path: Path) -> None:
@@ -294,7 +311,8 @@ def test_console_script_on_local_edits(produced_removal_run: Path, tmp_path: Pat
     rows = _rows(run_dir)
     for r in rows:
         details = json.loads(r["judge_details"])
-        assert {"psnr_outside", "ssim_outside", "outside_frac"} <= set(details)  # measured outside the mask
+        # Judged as a removal from the instruction alone, its region found in the pixels, not the mask.
+        assert details["intent"] == "remove" and {"psnr_outside", "localised", "target_novel"} <= set(details)
     kept = _view_ids(run_dir, "local")
     resharded = _samples_in(run_dir / "views" / "local" / "shards")
     assert list(resharded) == kept
@@ -369,7 +387,7 @@ def test_remote_run_folder_through_fsspec(produced_run: Path, tmp_path: Path) ->
     _filter(url, "--min-pq", "5", "--reshard", "--view", "remote", "--cache-dir", str(tmp_path / "c"))
     folder = RunFolder(url)
     rows = [r for m in manifest_paths(folder) for r in read_table(folder, m).to_pylist()]
-    assert rows and all(r["judge"] == "heuristic-v1" for r in rows)
+    assert rows and all(r["judge"] == "heuristic-v2" for r in rows)
     kept = read_view_ids(folder, "remote")
     assert kept and kept == [r["id"] for r in rows if r["pq"] >= 5 and not r["near_dup_of"]]
     assert json.loads(fs.cat_file(f"{url}/run.json"))["judge"]["view"] == "remote"
