@@ -108,6 +108,9 @@ EXTRA_OBJECTS: dict[str, str] = {
     "candy": "糖果",
     "pen": "笔",
     "squirrel": "松鼠",
+    "butterfly": "蝴蝶",
+    "flower": "花",
+    "pagoda": "宝塔",
 }
 
 OBJECTS: dict[str, str] = {**COCO_OBJECTS, **EXTRA_OBJECTS}
