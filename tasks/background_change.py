@@ -2,13 +2,18 @@
 
 The subject is the largest labelled object (a person from MediaPipe, or a COCO-labelled object) plus the
 labelled things it holds; its label mask is refined into a soft matte (tasks.compositing.refine_matte). A
-matte with holes or a halo is not used: a person would see them at once.
+matte with holes or a halo is not used: a person would see them at once. Nor is a subject that would float:
+one that does not reach the bottom of the frame stands on something in the photo (a squirrel on a branch),
+which the new background would take away; only things that fly or are shown without support (a butterfly,
+a flower head) may.
 
 - Offline backend (the `inpaint` tool fills from surroundings): the new background is another photo of the
-  run, cropped to the source's shape at a size that needs little enlarging, placed where its own labelled
-  objects stay out of sight, and named from its labels or from what its pixels plainly show
-  (tasks.scene_words); a background that cannot be named is not used. The subject is relit a little toward
-  the new scene (colour temperature and the side the light comes from) and composited with its soft matte.
+  run when one fits the subject (a person before a city street, a butterfly before foliage; a fruit before
+  nothing but a backdrop), cropped to the source's shape at a size that needs little enlarging, placed where
+  its own labelled objects stay out of sight, and named from its labels or from what its pixels plainly
+  show (tasks.scene_words); the subject is then relit a little toward the new scene (colour temperature and
+  the side the light comes from). When no partner photo fits, the subject goes before a plain studio
+  backdrop of a colour that sets it off (tasks.backdrops), pixel-exact.
 - Model backend (the `inpaint` tool paints from a prompt, FLUX-Fill): the inverse of the matte is painted
   with a scene from a bilingual vocabulary, and the subject is put back over it unchanged.
 
@@ -23,7 +28,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from tasks.backdrops import choices, grain, render, rim_pixels
 from tasks.compositing import (
+    GREY_CHROMA,
     SceneLight,
     best_matte,
     composite,
@@ -32,9 +39,9 @@ from tasks.compositing import (
     harmonise,
     to_lab,
 )
-from tasks.masks import bbox_of
+from tasks.masks import bbox_of, dilate
 from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
-from tasks.scene_words import GENERATED_SCENES, Scene, scene_from_labels, scene_from_pixels
+from tasks.scene_words import GENERATED_SCENES, Scene, scene_categories, scene_from_labels, scene_from_pixels
 from tasks.tools import Tools, paints_from_prompts
 from tasks.vocabulary import object_names
 
@@ -45,7 +52,6 @@ TOOLS = ("inpaint",)
 INPUTS = "image+partner"
 LOCAL = True
 PARTNERS = 3
-GREY_CHROMA = 4.0  # mean Lab chroma below which a photo is greyscale (a scan, a black-and-white print)
 
 
 @dataclass(frozen=True)
@@ -57,13 +63,17 @@ class Params:
     max_holes: float = 0.01  # foreground-coloured holes in the matte, of the subject's area
     max_halo: float = 0.15  # share of the subject's rim that shows the old background
     max_dropped: float = 0.03  # labelled parts the matte leaves out without telling them from background
+    max_unseen_edge: float = 0.1  # share of the subject's rim that looks like the old background beside it
     harmonise: float = 0.35  # how far the subject is relit toward the new scene (0: pixel-exact)
     max_colour_shift: float = 3.0  # Lab units the subject's mean L, a or b may move
     max_light_shift: float = 4.0  # L units (0-100) the side light may brighten or darken the subject
     max_foreground_change: float = 10.0  # mean change of the opaque subject, grey levels
     max_upscale: float = 1.6  # the background crop may be enlarged this much at most
-    max_partner_objects: float = 0.12  # the partner's labelled objects visible around the subject
-    per_source: int = 1  # pairs per source photo (each with another partner)
+    max_scene_objects: float = 0.5  # how much of a new background the objects naming it may cover
+    backdrop_contrast: float = 20.0  # Lab distance a backdrop keeps from the old background and the subject
+    max_backdrop_alike: float = 0.25  # share of the subject's rim that may be as close as that to it
+    shadow: float = 0.3  # contact shadow of a subject standing on a backdrop (0: none)
+    per_source: int = 1  # pairs per source photo (each with another partner or backdrop)
 
 
 _TEMPLATES = (
@@ -77,11 +87,13 @@ _TEMPLATES_SUBJECT = (
 )
 
 
-def instruction(scene: Scene, subject: str, rng: np.random.Generator) -> dict[str, str]:
-    named = subject != "object" and bool(rng.random() < 0.5)
+def instruction(scene: Scene, subject: str | None, rng: np.random.Generator) -> dict[str, str]:
+    """Names the new scene, and half the time the subject (``subject``: None when what stays is more than
+    one labelled thing, a person and the ball at her feet, which one name would not cover)."""
+    named = subject is not None and subject != "object" and bool(rng.random() < 0.5)
     templates = _TEMPLATES_SUBJECT if named else _TEMPLATES
     en, zh = templates[rng.integers(len(templates))]
-    names = object_names(subject)
+    names = object_names(subject or "object")
     return {
         "en": en.format(scene=scene.en, subject=names["en"]),
         "zh": zh.format(scene=scene.zh, subject=names["zh"]),
@@ -101,9 +113,10 @@ def pick_subject(source: SourceSample, params: Params) -> tuple[ObjectLabel, np.
     """The subject and the mask of everything that stays: the subject and the labelled things in front of
     it or held by it. Or why there is none.
 
-    Depth is not known, so "in front" is read from the frame: a labelled thing that touches the subject and
-    comes down as low as the subject does stands with it (a helmet on a lap, a tripod before a cameraman);
-    one that ends higher up hangs behind it (a flag, a poster) and goes with the old background.
+    Depth is not known, so "in front" is read from the frame: a labelled thing near the subject (touching
+    it, or as near as a ball at a player's feet) that comes down as low as the subject does stands with it
+    (a helmet on a lap, a tripod before a cameraman); one that ends higher up hangs behind it (a flag, a
+    poster) and goes with the old background.
     """
     area = source.width * source.height
     problems: Counter[str] = Counter()
@@ -123,11 +136,12 @@ def pick_subject(source: SourceSample, params: Params) -> tuple[ObjectLabel, np.
         return problems.most_common(1)[0][0] if problems else "no_objects"
     subject = max(usable, key=lambda lab: (int(lab.mask.sum()), lab.bbox))
     mask = subject.mask.copy()
-    reach = cv2.dilate(subject.mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     added = True
     while added:  # a chain: the tripod stands before the man who holds the camera
         added = False
-        bottom, height = bbox_of(mask)[3], bbox_of(mask)[3] - bbox_of(mask)[1]
+        box = bbox_of(mask)
+        bottom, height = box[3], box[3] - box[1]
+        reach = dilate(mask, max(4, round(0.15 * height)))
         for label in source.labels:
             if label.mask is None or not label.mask.any() or (label.mask & ~mask).sum() == 0:
                 continue
@@ -135,8 +149,8 @@ def pick_subject(source: SourceSample, params: Params) -> tuple[ObjectLabel, np.
             standing = (label.mask & reach).any() and label.bbox[3] >= bottom - 0.1 * height
             if held or standing:
                 mask |= label.mask
-                reach = cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
                 added = True
+                break
     if mask.sum() / area > params.max_subject_area:
         return "subject_too_large"
     return subject, mask
@@ -150,10 +164,28 @@ class Background:
     crop: tuple[int, int, int, int]
 
 
-# Scenes a subject that does not stand on the frame's bottom edge can be put in front of without floating:
-# a studio backdrop, or foliage (a bird, a flower, a squirrel among leaves). A cup before a city street or a
-# sky would hang in the air.
-_FREE_STANDING = ("plain_", "foliage", "blurred_green")
+# Where a subject may be shown. Outdoor subjects (people, animals, vehicles, buildings) fit any scene a
+# partner photo shows; small wildlife and flowers fit foliage; anything else (a fruit, a cup, sweets) only a
+# backdrop: a close-up of an apple before a city street is no photo anyone takes.
+OUTDOOR = frozenset({
+    "person", "dog", "cat", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "bicycle",
+    "motorcycle", "car", "bus", "truck", "train", "boat", "airplane", "bench", "pagoda", "tree",
+})
+WILDLIFE = frozenset({"butterfly", "bird", "squirrel", "flower", "potted plant"})
+# Subjects shown without what they stand on: they may end above the bottom of the frame.
+FLOATING = frozenset({"butterfly", "bird", "flower", "kite", "airplane", "frisbee"})
+
+
+def scene_fits(subject: str, scene: Scene, feet_in_view: bool) -> bool:
+    """Whether a photo of the ``subject`` could have been taken before ``scene``: a fitting kind of scene,
+    with ground at the bottom when the subject's feet are in view (a footballer over tree tops floats)."""
+    if feet_in_view and not scene.ground and subject not in FLOATING:
+        return False
+    if scene.key.startswith("plain_"):
+        return True
+    if scene.key in ("foliage", "blurred_green"):
+        return subject in OUTDOOR or subject in WILDLIFE
+    return subject in OUTDOOR
 
 
 def grounded(subject: np.ndarray, tolerance: float = 0.03) -> bool:
@@ -164,14 +196,14 @@ def grounded(subject: np.ndarray, tolerance: float = 0.03) -> bool:
 
 
 def background_from(
-    partner: SourceSample, size: tuple[int, int], subject: np.ndarray, params: Params
+    partner: SourceSample, size: tuple[int, int], subject: np.ndarray, kind: str, params: Params
 ) -> Background | str:
     """The partner cropped to the source's shape and named, or why it cannot be the new background.
 
     Crops of 100 %, 85 % and 70 % of the largest crop of the source's shape are tried at several places,
-    larger first. A crop whose visible labelled objects name a scene (a bus: a city street) and cover little
-    of it wins; failing that, the crop showing least of the partner's labelled objects is named from its
-    pixels.
+    larger first. A crop whose visible labelled objects name a scene (a bus: a city street, a pagoda) and
+    show nothing else labelled wins; failing that, the crop showing least of the partner's labelled objects
+    is named from its pixels. ``kind``: the subject's category, which the scene must fit.
     """
     width, height = size
     aspect = width / height
@@ -197,28 +229,32 @@ def background_from(
                     shown[category] += float((seen & visible).sum()) / total
                 covered = sum(shown.values())
                 scene = scene_from_labels(dict(shown))
-                if scene is not None and covered <= params.max_partner_objects:
-                    return _background(partner, crop, size, scene, subject)
+                if scene is not None:
+                    defining = sum(shown[c] for c in scene_categories(scene))
+                    if covered - defining <= 0.0 and defining <= params.max_scene_objects:
+                        return _background(partner, crop, size, scene, subject, kind)
                 if least is None or covered < least[0] - 1e-6:
                     least = (covered, crop)
     if least is None:
         return "background_too_small"
-    if least[0] > params.max_partner_objects:
+    if least[0] > 0.0:
+        # Named from its pixels, the scene must not show any of the partner's own subjects: a sliver of
+        # them around the new subject reads as a halo.
         return "background_shows_objects"
     x0, y0, x1, y1 = least[1]
     image = cv2.resize(partner.image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
     scene = scene_from_pixels(image, visible)
     if scene is None:
         return "unnamed_scene"
-    return _background(partner, least[1], size, scene, subject)
+    return _background(partner, least[1], size, scene, subject, kind)
 
 
 def _background(
     partner: SourceSample, crop: tuple[int, int, int, int], size: tuple[int, int], scene: Scene,
-    subject: np.ndarray,
+    subject: np.ndarray, kind: str,
 ) -> Background | str:
-    if not grounded(subject) and not scene.key.startswith(_FREE_STANDING):
-        return "subject_would_float"
+    if not scene_fits(kind, scene, feet_in_view=not subject[-1].any()):
+        return "scene_unfit_for_subject"
     x0, y0, x1, y1 = crop
     image = cv2.resize(partner.image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
     return Background(image, scene, partner, crop)
@@ -274,6 +310,14 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     if isinstance(picked, str):
         return Skip(picked, f"{len(source.labels)} objects, none a subject whose background can change")
     subject_label, subject_mask = picked
+    category = subject_label.category
+    lifted = not grounded(subject_mask) and category not in FLOATING
+    # A thing that rests on a table or a floor (a fruit, a cup) can rest on a backdrop's sweep instead,
+    # under its contact shadow; a squirrel on a branch or a pagoda behind trees cannot.
+    resting = category not in OUTDOOR and category not in WILDLIFE
+    if lifted and (not resting or paints_from_prompts(tools.inpaint)):
+        return Skip("subject_would_float", f"the {category} ends above the frame's bottom: it stands on "
+                    "something the new background would take away")
     band = max(3, round(params.matte_band * float(np.sqrt(subject_mask.sum()))))
     alpha, defects = best_matte(
         source.image, subject_mask, band, params.max_halo, params.max_dropped, params.max_holes
@@ -284,19 +328,26 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
         if defects.halo > params.max_halo:
             return Skip("matte_halo", f"{defects.halo:.2f} of the subject's rim shows the old background")
         return Skip("matte_dropped_part", f"the matte leaves out {defects.dropped:.3f} of the subject")
+    if defects.unseen > params.max_unseen_edge:
+        # Where the subject and its old background look alike (an orange's shadowed side on a dark cloth)
+        # nobody can see where the cut runs, until a new background shows it as a fringe or a bite.
+        return Skip("matte_edge_unseen", f"{defects.unseen:.2f} of the subject's rim is the old background's "
+                    "colour")
 
     rng = np.random.default_rng(seed)
     common = {
         "subject": subject_label.category,  # what stays; not named in every instruction
+        "subject_alone": bool((subject_mask == subject_label.mask).all()),
         "label_source": subject_label.source,
         "matte_band_px": band,
         "matte_holes": round(defects.holes, 4),
         "matte_halo": round(defects.halo, 4),
         "matte_dropped": round(defects.dropped, 4),
+        "matte_unseen_edge": round(defects.unseen, 4),
     }
     if paints_from_prompts(tools.inpaint):
-        return _generated(source, subject_label.category, alpha, params, tools, rng, common)
-    return _from_partners(source, subject_label.category, alpha, params, rng, common)
+        return _generated(source, category, alpha, params, tools, rng, common)
+    return _offline(source, category, alpha, lifted, params, rng, common)
 
 
 def _candidate(
@@ -318,23 +369,48 @@ def foreground_change(source: np.ndarray, target: np.ndarray, alpha: np.ndarray)
     return float(np.abs(source[opaque].astype(np.int16) - target[opaque].astype(np.int16)).mean())
 
 
+def _name(subject: str, common: dict) -> str | None:
+    return subject if common["subject_alone"] else None
+
+
+def _offline(
+    source: SourceSample, subject: str, alpha: np.ndarray, lifted: bool, params: Params,
+    rng: np.random.Generator, common: dict,
+) -> TaskResult:
+    """Partner photos that fit the subject first (unless it is ``lifted``: it would float before them),
+    then plain backdrops, up to ``params.per_source`` pairs."""
+    problems: Counter[str] = Counter()
+    source_grey = SceneLight.of(source.image, np.ones(alpha.shape, bool)).chroma < GREY_CHROMA
+    candidates = []
+    if lifted:
+        problems["subject_would_float"] += len(source.partners)
+    else:
+        candidates = _from_partners(source, subject, alpha, params, rng, common, source_grey, problems)
+    if len(candidates) < params.per_source:
+        candidates += _before_backdrops(
+            source, subject, alpha, params, rng, common, source_grey, params.per_source - len(candidates),
+            problems,
+        )
+    if not candidates:
+        reason = problems.most_common(1)[0][0]
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
+        return Skip(reason, f"{len(source.partners)} partner photos, then backdrops: none usable ({detail})")
+    return candidates
+
+
 def _from_partners(
     source: SourceSample, subject: str, alpha: np.ndarray, params: Params, rng: np.random.Generator,
-    common: dict,
-) -> TaskResult:
-    if not source.partners:
-        return Skip("no_partner", "no other photo of the run to take a background from")
-    problems: Counter[str] = Counter()
-    candidates = []
+    common: dict, source_grey: bool, problems: Counter[str],
+) -> list[Candidate]:
+    candidates: list[Candidate] = []
     old_background = alpha <= 0.0
-    source_grey = SceneLight.of(source.image, np.ones(alpha.shape, bool)).chroma < GREY_CHROMA
     for index in rng.permutation(len(source.partners)):
         partner = source.partners[int(index)]
         everywhere = np.ones(partner.image.shape[:2], bool)
         if (SceneLight.of(partner.image, everywhere).chroma < GREY_CHROMA) != source_grey:
             problems["greyscale_mismatch"] += 1  # a colour subject before a grey scene, or the reverse
             continue
-        new = background_from(partner, (source.width, source.height), alpha > 0.5, params)
+        new = background_from(partner, (source.width, source.height), alpha > 0.5, subject, params)
         if isinstance(new, str):
             problems[new] += 1
             continue
@@ -347,17 +423,46 @@ def _from_partners(
         candidates.append(
             _candidate(
                 source, target, alpha, f"bg:{partner.sha256[:12]}:{new.scene.key}",
-                instruction(new.scene, subject, rng),
+                instruction(new.scene, _name(subject, common), rng),
                 {**common, "scene": new.scene.key, "background_sha256": partner.sha256,
                  "background_crop": list(new.crop), "foreground_change": round(change, 2)},
             )
         )
         if len(candidates) >= params.per_source:
             break
-    if not candidates:
-        reason = problems.most_common(1)[0][0]
-        detail = ", ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
-        return Skip(reason, f"{len(source.partners)} partner photos, none a usable background ({detail})")
+    return candidates
+
+
+def _before_backdrops(
+    source: SourceSample, subject: str, alpha: np.ndarray, params: Params, rng: np.random.Generator,
+    common: dict, source_grey: bool, wanted: int, problems: Counter[str],
+) -> list[Candidate]:
+    """The subject, pixel-exact, before plain studio backdrops that set it off."""
+    old_background = alpha <= 0.0
+    old_colour = to_lab(source.image)[old_background].mean(axis=0)
+    fitting = choices(
+        rim_pixels(source.image, alpha), old_colour, source_grey, params.backdrop_contrast,
+        params.max_backdrop_alike,
+    )
+    if not fitting:
+        problems["no_backdrop_sets_subject_off"] += 1
+        return []
+    noise = grain(source.image, old_background)
+    foreground = decontaminate(source.image, alpha)
+    candidates = []
+    for index in rng.permutation(len(fitting))[:wanted]:
+        backdrop = fitting[int(index)]
+        scene = backdrop.scene()
+        backdrop_image = render(backdrop, alpha > 0.5, noise, rng, params.shadow)
+        target = composite(backdrop_image, foreground, alpha)
+        candidates.append(
+            _candidate(
+                source, target, alpha, f"bg:backdrop:{backdrop.key}",
+                instruction(scene, _name(subject, common), rng),
+                {**common, "scene": scene.key, "backdrop_noise": round(noise, 2),
+                 "foreground_change": round(foreground_change(source.image, target, alpha), 2)},
+            )
+        )
     return candidates
 
 
@@ -375,7 +480,8 @@ def _generated(
         target = composite(painted, decontaminate(source.image, alpha), alpha)
         candidates.append(
             _candidate(
-                source, target, alpha, f"bg:generated:{scene.key}", instruction(scene, subject, rng),
+                source, target, alpha, f"bg:generated:{scene.key}",
+                instruction(scene, _name(subject, common), rng),
                 {**common, "scene": scene.key, "prompt": scene.en,
                  "foreground_change": round(foreground_change(source.image, target, alpha), 2)},
             )

@@ -23,6 +23,8 @@ import numpy as np
 
 from tasks.masks import bbox_of
 
+GREY_CHROMA = 4.0  # mean Lab chroma below which a photo is greyscale (a scan, a black-and-white print)
+
 
 def to_lab(image: np.ndarray) -> np.ndarray:
     """RGB uint8 -> CIE Lab float32 (L 0-100, a and b about -128..127)."""
@@ -56,9 +58,11 @@ def refine_matte(image: np.ndarray, mask: np.ndarray, band: int, work_size: int 
     """A soft alpha (float32 0..1) for ``mask``, its edge moved onto the photo's colour boundary.
 
     GrabCut decides every pixel of the mask but its deep core (more than three ``band`` inside the edge),
-    and the pixels within two ``band`` outside it; farther outside stays background. Hand-drawn polygons and
+    and the pixels within ``band / 4`` outside it; farther outside stays background. Hand-drawn polygons and
     coarse segmenters include strips of background wider than any fixed band, which is why the whole mask
-    is open to GrabCut's colour models. It runs on a crop around the mask, at most ``work_size`` pixels on
+    is open to GrabCut's colour models; they rarely leave out more than a few pixels of the object, while
+    GrabCut readily claims a neighbour of like colour that touches it (a flag's star above a dark cap), so
+    the matte may grow only a little. It runs on a crop around the mask, at most ``work_size`` pixels on
     its longer side (GrabCut's cost grows with the pixel count).
     """
     box = bbox_of(mask)
@@ -74,11 +78,13 @@ def refine_matte(image: np.ndarray, mask: np.ndarray, band: int, work_size: int 
     small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
     small_mask = cv2.resize(crop_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     small_band = max(2, round(band * scale))
+    reach = max(2, band // 4)
 
     core = erode(small_mask, 3 * small_band)
-    outside = ~(cv2.dilate(small_mask.astype(np.uint8), _disc(2 * small_band)) > 0)
+    outside = ~(cv2.dilate(small_mask.astype(np.uint8), _disc(max(1, round(reach * scale)))) > 0)
     seeds = np.where(small_mask, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     seeds[core] = cv2.GC_FGD
+    seeds[_thin_parts(small_mask, max(1, small_band // 2))] = cv2.GC_FGD
     seeds[outside] = cv2.GC_BGD
     cut = small_mask
     if core.any() and outside.any():  # GrabCut needs both definite classes to model their colours
@@ -93,7 +99,10 @@ def refine_matte(image: np.ndarray, mask: np.ndarray, band: int, work_size: int 
     full = (crop.shape[1], crop.shape[0])
     cut_full = cv2.resize(cut.astype(np.float32), full, interpolation=cv2.INTER_LINEAR)
     guide = crop.astype(np.float32) / 255.0
-    soft = np.clip(cv2.ximgproc.guidedFilter(guide, cut_full, 2, 1e-4), 0.0, 1.0)
+    soft = cv2.ximgproc.guidedFilter(guide, cut_full, 2, 1e-4)
+    # The filter spreads even a crisp edge over 6-8 pixels, which reads as a dark or light glow round the
+    # subject on a new background: steepen it to the 2-3 pixels of a photo's own edges.
+    soft = np.clip((soft - 0.5) * 2.5 + 0.5, 0.0, 1.0)
     soft[cv2.resize(core.astype(np.uint8), full, interpolation=cv2.INTER_NEAREST) > 0] = 1.0
     soft[cv2.resize(outside.astype(np.uint8), full, interpolation=cv2.INTER_NEAREST) > 0] = 0.0
     alpha = np.zeros(mask.shape, np.float32)
@@ -103,8 +112,42 @@ def refine_matte(image: np.ndarray, mask: np.ndarray, band: int, work_size: int 
     alpha = cv2.erode(alpha, np.ones((3, 3), np.uint8))
     # What was certain at full size stays certain (the small crop blurs the core's edge).
     alpha[erode(mask, 3 * band)] = 1.0
-    alpha[~(cv2.dilate(mask.astype(np.uint8), _disc(2 * band)) > 0)] = 0.0
+    alpha[~(cv2.dilate(mask.astype(np.uint8), _disc(reach)) > 0)] = 0.0
+    _thin_alpha(image, alpha, _thin_parts(mask, max(1, band // 2)))
     return alpha
+
+
+def _thin_alpha(image: np.ndarray, alpha: np.ndarray, thin: np.ndarray) -> None:
+    """Alpha of thin parts (an antenna, a stem: a pixel or two wide, every pixel a mix of the part and what
+    is behind it) from their lightness, in place: a difference matte, 0 at the lightness of the background
+    beside them, 1 at the part's own (its darkest, or lightest, few pixels)."""
+    if not thin.any():
+        return
+    near = cv2.dilate(thin.astype(np.uint8), _disc(2)) > 0
+    lab = to_lab(image)
+    lightness = lab[..., 0]
+    behind = _local_mean(lab, (alpha <= 0.02) & ~near, sigma=3.0)[..., 0]
+    around = float(np.nanmedian(behind[thin])) if np.isfinite(behind[thin]).any() else np.nan
+    if not np.isfinite(around):
+        return
+    dark = float(np.median(lightness[thin])) < around
+    own = float(np.percentile(lightness[thin], 5 if dark else 95))
+    contrast = behind - own
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mixed = (behind - lightness) / contrast
+    usable = near & np.isfinite(mixed) & (np.abs(contrast) > 10.0)
+    alpha[usable] = np.clip(mixed[usable], 0.0, 1.0)
+
+
+def _thin_parts(mask: np.ndarray, radius: int) -> np.ndarray:
+    """The parts of ``mask`` narrower than a disc of ``radius`` (an apple's stem, a hand's fingers), as
+    a label draws them only where they are: GrabCut's smoothness would shave them off. Specks and the
+    unevenness of the label's edge, left by the same opening, are too small to count."""
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, _disc(radius)) > 0
+    parts = (mask & ~opened).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(parts, connectivity=8)
+    keep = [index for index in range(1, count) if stats[index, cv2.CC_STAT_AREA] >= 3 * radius * radius]
+    return np.isin(labels, keep)
 
 
 def _largest_components(cut: np.ndarray, core: np.ndarray) -> np.ndarray:
@@ -152,6 +195,7 @@ class MatteDefects:
     holes: float  # area of foreground-coloured holes inside the subject, over the subject's area
     halo: float  # share of the subject's rim whose colour is the old background's, not the subject's
     dropped: float  # parts of the label the matte left out though their colour is no background's
+    unseen: float = 0.0  # share of the rim where subject and old background look alike: the cut is a guess
 
 
 def matte_defects(image: np.ndarray, alpha: np.ndarray, label: np.ndarray, band: int) -> MatteDefects:
@@ -171,7 +215,7 @@ def matte_defects(image: np.ndarray, alpha: np.ndarray, label: np.ndarray, band:
     subject = alpha > 0.5
     area = float(subject.sum())
     if area == 0:
-        return MatteDefects(holes=1.0, halo=1.0, dropped=1.0)
+        return MatteDefects(holes=1.0, halo=1.0, dropped=1.0, unseen=1.0)
     lab = to_lab(image)
     background = alpha < 0.02
 
@@ -210,17 +254,19 @@ def matte_defects(image: np.ndarray, alpha: np.ndarray, label: np.ndarray, band:
     rim = opaque & ~erode(opaque, 3)
     inside = erode(opaque, 5) & ~erode(opaque, 12)
     outside = background & ring(subject, 2, 10)
-    halo = 0.0
+    halo = unseen = 0.0
     if rim.any() and inside.any() and outside.any():
         fg_local = _local_mean(lab, inside, sigma=6.0)
         bg_local = _local_mean(lab, outside, sigma=6.0)
-        valid = rim & np.isfinite(fg_local[..., 0]) & np.isfinite(bg_local[..., 0])
-        valid &= np.linalg.norm(np.nan_to_num(fg_local - bg_local), axis=-1) > 12.0
+        measured = rim & np.isfinite(fg_local[..., 0]) & np.isfinite(bg_local[..., 0])
+        valid = measured & (np.linalg.norm(np.nan_to_num(fg_local - bg_local), axis=-1) > 12.0)
+        if measured.sum() >= 20:
+            unseen = 1.0 - float(valid.sum()) / float(measured.sum())
         if valid.sum() >= 20:
             to_fg = np.linalg.norm(np.nan_to_num(lab - fg_local), axis=-1)
             to_bg = np.linalg.norm(np.nan_to_num(lab - bg_local), axis=-1)
             halo = float((valid & (to_bg < 0.5 * to_fg)).sum()) / float(valid.sum())
-    return MatteDefects(holes=bad_holes / area, halo=halo, dropped=dropped)
+    return MatteDefects(holes=bad_holes / area, halo=halo, dropped=dropped, unseen=unseen)
 
 
 def _local_mean(lab: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
@@ -269,15 +315,16 @@ def harmonise(
     destination: SceneLight,
     strength: float,
     limit: float = 100.0,
+    greyscale: bool = False,
 ) -> np.ndarray:
     """``image`` with the pixels of ``where`` relit from the ``origin`` scene's light to the
     ``destination``'s, by ``strength`` (0: unchanged, 1: the full difference).
 
     Brightness moves by the difference of the scenes' mean L (the object keeps its own contrast) and the
-    colour cast by the difference of their mean a, b.
-    Chroma is scaled by the ratio of the scenes' chroma when the destination is the greyer (a colour object
-    in a greyscale photo loses its colour; a grey object is never coloured in). No mean moves by more than
-    ``limit`` Lab units.
+    colour cast by the difference of their mean a, b. In a ``greyscale`` destination photo, chroma is
+    scaled by the ratio of the scenes' chroma (a colour object in a greyscale photo loses its colour; a
+    grey object is never coloured in); a scene that is only less colourful (a hazy sky, a white table)
+    takes no colour away. No mean moves by more than ``limit`` Lab units.
     """
     if strength <= 0 or not where.any():
         return image.copy()
@@ -287,7 +334,7 @@ def harmonise(
     out = pixels.copy()
     out[:, 0] = pixels[:, 0] + shift[0]
     chroma_ratio = 1.0
-    if destination.chroma < origin.chroma:
+    if greyscale and destination.chroma < origin.chroma:
         # Fully: a greyscale photo has no colour to give anything, whatever the strength.
         chroma_ratio = destination.chroma / max(origin.chroma, 1e-3)
     out[:, 1:] = (pixels[:, 1:] + shift[1:]) * chroma_ratio
@@ -317,6 +364,9 @@ def decontaminate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     fallback = np.where(np.isfinite(inside), inside, lab)
     bad = ~np.isfinite(behind[..., 0]) | (solved.min(axis=-1) < -20) | (solved.max(axis=-1) > 275)
     solved = np.where(bad[..., None], fallback, solved)
+    # The solution lies beyond the observed colour, away from the background; it may not overshoot the
+    # subject's own colours nearby (an alpha a little too low would make bright specks along the edge).
+    solved = np.clip(solved, np.minimum(lab, fallback), np.maximum(lab, fallback))
     out = image.copy()
     out[edge] = np.clip(np.round(solved[edge]), 0, 255).astype(np.uint8)
     return out

@@ -23,40 +23,49 @@ class Scene:
     key: str  # stable name, part of the variant
     en: str  # with its article: "a city street"
     zh: str
+    ground: bool = False  # shows ground at the bottom a subject whose feet are in view can stand on
 
 
 # (COCO or vocabulary categories) -> the scene they place a photo in.
 _LABEL_SCENES: tuple[tuple[frozenset[str], Scene], ...] = (
     (frozenset({"car", "bus", "truck", "motorcycle", "bicycle", "traffic light", "fire hydrant", "stop sign",
-                "parking meter"}), Scene("street", "a city street", "城市街道")),
+                "parking meter"}), Scene("street", "a city street", "城市街道", ground=True)),
     (frozenset({"boat"}), Scene("harbour", "a harbour with boats", "停着船只的港口")),
-    (frozenset({"airplane"}), Scene("airfield", "an airfield", "机场跑道")),
-    (frozenset({"train"}), Scene("railway", "a railway station", "火车站")),
-    (frozenset({"bench"}), Scene("park", "a park", "公园")),
-    (frozenset({"horse", "cow", "sheep"}), Scene("pasture", "a farm pasture", "农场草地")),
-    (frozenset({"elephant", "zebra", "giraffe"}), Scene("savanna", "the African savanna", "非洲大草原")),
-    (frozenset({"skis", "snowboard"}), Scene("ski_slope", "a snowy ski slope", "积雪的滑雪场")),
-    (frozenset({"surfboard"}), Scene("surf_beach", "a beach with surf", "有海浪的海滩")),
+    (frozenset({"airplane"}), Scene("airfield", "an airfield", "机场跑道", ground=True)),
+    (frozenset({"train"}), Scene("railway", "a railway station", "火车站", ground=True)),
+    (frozenset({"bench"}), Scene("park", "a park", "公园", ground=True)),
+    (frozenset({"horse", "cow", "sheep"}), Scene("pasture", "a farm pasture", "农场草地", ground=True)),
+    (frozenset({"elephant", "zebra", "giraffe"}),
+     Scene("savanna", "the African savanna", "非洲大草原", ground=True)),
+    (frozenset({"skis", "snowboard"}), Scene("ski_slope", "a snowy ski slope", "积雪的滑雪场", ground=True)),
+    (frozenset({"surfboard"}), Scene("surf_beach", "a beach with surf", "有海浪的海滩", ground=True)),
     (frozenset({"oven", "microwave", "sink", "refrigerator", "toaster"}),
-     Scene("kitchen", "a kitchen", "厨房")),
-    (frozenset({"couch", "tv"}), Scene("living_room", "a living room", "客厅")),
-    (frozenset({"bed"}), Scene("bedroom", "a bedroom", "卧室")),
-    (frozenset({"toilet"}), Scene("bathroom", "a bathroom", "浴室")),
-    (frozenset({"laptop", "keyboard", "mouse"}), Scene("office", "an office desk", "办公桌")),
-    (frozenset({"rocket"}), Scene("launch_site", "a rocket launch site", "火箭发射场")),
-    (frozenset({"space shuttle"}), Scene("space_centre", "a space centre", "航天中心")),
+     Scene("kitchen", "a kitchen", "厨房", ground=True)),
+    (frozenset({"couch", "tv"}), Scene("living_room", "a living room", "客厅", ground=True)),
+    (frozenset({"bed"}), Scene("bedroom", "a bedroom", "卧室", ground=True)),
+    (frozenset({"toilet"}), Scene("bathroom", "a bathroom", "浴室", ground=True)),
+    (frozenset({"laptop", "keyboard", "mouse"}), Scene("office", "an office desk", "办公桌", ground=True)),
+    (frozenset({"rocket"}), Scene("launch_site", "a rocket launch site", "火箭发射场", ground=True)),
+    (frozenset({"space shuttle"}), Scene("space_centre", "a space centre", "航天中心", ground=True)),
+    (frozenset({"pagoda"}), Scene("pagoda", "a classical Chinese pagoda", "一座中式古塔")),
 )
 
 
-def scene_from_labels(visible_area: dict[str, float], min_area: float = 0.01) -> Scene | None:
+def scene_from_labels(visible_area: dict[str, float], min_area: float = 0.04) -> Scene | None:
     """The scene the labelled objects still visible in a background point to (the one whose objects
-    cover the most of it), or None. ``visible_area``: category -> fraction of the background it covers."""
+    cover the most of it, at least ``min_area``: a scene named for a bus must show it), or None.
+    ``visible_area``: category -> fraction of the background it covers."""
     best: tuple[float, Scene] | None = None
     for categories, scene in _LABEL_SCENES:
         area = sum(visible_area.get(c, 0.0) for c in categories)
         if area >= min_area and (best is None or area > best[0]):
             best = (area, scene)
     return best[1] if best else None
+
+
+def scene_categories(scene: Scene) -> frozenset[str]:
+    """The categories whose labels name ``scene`` (empty for a scene named otherwise)."""
+    return next((categories for categories, named in _LABEL_SCENES if named == scene), frozenset())
 
 
 # Colour names of a plain backdrop: (en, zh).
@@ -128,18 +137,20 @@ def pixel_classes(image: np.ndarray, where: np.ndarray) -> PixelClasses:
 def scene_from_pixels(image: np.ndarray, where: np.ndarray) -> Scene | None:
     """A name for what the ``where`` pixels of ``image`` show, when plain statistics can tell; else None."""
     classes = pixel_classes(image, where)
-    if classes.blue_sky >= 0.6:
+    # Most of the scene must be what its name says: a "clear blue sky" with a tower in a quarter of it is
+    # not one.
+    if classes.blue_sky >= 0.85:
         return Scene("blue_sky", "a clear blue sky", "晴朗的蓝天")
-    if classes.blue_sky >= 0.25 and classes.foliage >= 0.25:
+    if classes.blue_sky >= 0.3 and classes.foliage >= 0.3 and classes.blue_sky + classes.foliage >= 0.8:
         return Scene("trees_and_sky", "green trees under a blue sky", "蓝天下的绿树")
-    if classes.foliage >= 0.6:
+    if classes.foliage >= 0.75:
         return Scene("foliage", "dense green foliage", "茂密的绿叶")
-    if classes.smooth_green >= 0.6:
+    if classes.smooth_green >= 0.75:
         return Scene("blurred_green", "a softly blurred green garden", "虚化的绿色花园")
     if classes.plain >= 0.85:
         name = colour_name(image[where].mean(axis=0) if where.any() else image.reshape(-1, 3).mean(axis=0))
         en, zh = _COLOURS[name]
-        return Scene(f"plain_{name}", f"a plain {en} backdrop", f"纯{zh}的背景")
+        return Scene(f"plain_{name}", f"a plain {en} backdrop", f"纯{zh}的背景", ground=True)
     return None
 
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from tasks.compositing import (
+    GREY_CHROMA,
     SceneLight,
     best_matte,
     composite,
@@ -269,7 +270,10 @@ def _paste_one(
     origin = SceneLight.of(partner.image, ring(new.mask, band, 4 * band))
     old_band = max(2, round(0.05 * float(np.sqrt(old.mask.sum()))))
     destination = SceneLight.of(source.image, ring(old.mask, old_band, 4 * old_band))
-    pixels = harmonise(decontaminate(partner.image, alpha), alpha > 0, origin, destination, params.harmonise)
+    grey = SceneLight.of(source.image, np.ones(old.mask.shape, bool)).chroma < GREY_CHROMA
+    pixels = harmonise(
+        decontaminate(partner.image, alpha), alpha > 0, origin, destination, params.harmonise, greyscale=grey
+    )
 
     nx0, ny0, nx1, ny1 = bbox_of(alpha > 0)  # type: ignore[misc]
     new_w, new_h, old_w, old_h = nx1 - nx0, ny1 - ny0, ox1 - ox0, oy1 - oy0

@@ -111,6 +111,9 @@ EXTRA_OBJECTS: dict[str, str] = {
     "butterfly": "蝴蝶",
     "flower": "花",
     "pagoda": "宝塔",
+    "lemon": "柠檬",
+    "lime": "青柠",
+    "kiwi": "猕猴桃",
 }
 
 OBJECTS: dict[str, str] = {**COCO_OBJECTS, **EXTRA_OBJECTS}
