@@ -51,7 +51,7 @@ ANNOTATORS = ("objects",)
 TOOLS = ("inpaint",)
 INPUTS = "image+partner"
 LOCAL = True
-PARTNERS = 3
+PARTNERS = {"offline": 3, "models": 0}  # a model that paints the new background needs no other photo
 
 
 @dataclass(frozen=True)
@@ -167,10 +167,31 @@ class Background:
 # Where a subject may be shown. Outdoor subjects (people, animals, vehicles, buildings) fit any scene a
 # partner photo shows; small wildlife and flowers fit foliage; anything else (a fruit, a cup, sweets) only a
 # backdrop: a close-up of an apple before a city street is no photo anyone takes.
-OUTDOOR = frozenset({
-    "person", "dog", "cat", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "bicycle",
-    "motorcycle", "car", "bus", "truck", "train", "boat", "airplane", "bench", "pagoda", "tree",
-})
+OUTDOOR = frozenset(
+    {
+        "person",
+        "dog",
+        "cat",
+        "horse",
+        "sheep",
+        "cow",
+        "elephant",
+        "bear",
+        "zebra",
+        "giraffe",
+        "bicycle",
+        "motorcycle",
+        "car",
+        "bus",
+        "truck",
+        "train",
+        "boat",
+        "airplane",
+        "bench",
+        "pagoda",
+        "tree",
+    }
+)
 WILDLIFE = frozenset({"butterfly", "bird", "squirrel", "flower", "potted plant"})
 # Subjects shown without what they stand on: they may end above the bottom of the frame.
 FLOATING = frozenset({"butterfly", "bird", "flower", "kite", "airplane", "frisbee"})
@@ -250,8 +271,12 @@ def background_from(
 
 
 def _background(
-    partner: SourceSample, crop: tuple[int, int, int, int], size: tuple[int, int], scene: Scene,
-    subject: np.ndarray, kind: str,
+    partner: SourceSample,
+    crop: tuple[int, int, int, int],
+    size: tuple[int, int],
+    scene: Scene,
+    subject: np.ndarray,
+    kind: str,
 ) -> Background | str:
     if not scene_fits(kind, scene, feet_in_view=not subject[-1].any()):
         return "scene_unfit_for_subject"
@@ -316,8 +341,11 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     # under its contact shadow; a squirrel on a branch or a pagoda behind trees cannot.
     resting = category not in OUTDOOR and category not in WILDLIFE
     if lifted and (not resting or paints_from_prompts(tools.inpaint)):
-        return Skip("subject_would_float", f"the {category} ends above the frame's bottom: it stands on "
-                    "something the new background would take away")
+        return Skip(
+            "subject_would_float",
+            f"the {category} ends above the frame's bottom: it stands on "
+            "something the new background would take away",
+        )
     band = max(3, round(params.matte_band * float(np.sqrt(subject_mask.sum()))))
     alpha, defects = best_matte(
         source.image, subject_mask, band, params.max_halo, params.max_dropped, params.max_holes
@@ -331,8 +359,9 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     if defects.unseen > params.max_unseen_edge:
         # Where the subject and its old background look alike (an orange's shadowed side on a dark cloth)
         # nobody can see where the cut runs, until a new background shows it as a fringe or a bite.
-        return Skip("matte_edge_unseen", f"{defects.unseen:.2f} of the subject's rim is the old background's "
-                    "colour")
+        return Skip(
+            "matte_edge_unseen", f"{defects.unseen:.2f} of the subject's rim is the old background's colour"
+        )
 
     rng = np.random.default_rng(seed)
     common = {
@@ -351,13 +380,22 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
 
 
 def _candidate(
-    source: SourceSample, target: np.ndarray, alpha: np.ndarray, variant: str, instruction: dict[str, str],
+    source: SourceSample,
+    target: np.ndarray,
+    alpha: np.ndarray,
+    variant: str,
+    instruction: dict[str, str],
     params: dict,
 ) -> Candidate:
     changed = alpha < 1.0
     return Candidate(
-        variant=variant, source=source.image, target=target, instruction=instruction, mask=changed,
-        bbox=bbox_of(changed), params=params,
+        variant=variant,
+        source=source.image,
+        target=target,
+        instruction=instruction,
+        mask=changed,
+        bbox=bbox_of(changed),
+        params=params,
     )
 
 
@@ -374,8 +412,13 @@ def _name(subject: str, common: dict) -> str | None:
 
 
 def _offline(
-    source: SourceSample, subject: str, alpha: np.ndarray, lifted: bool, params: Params,
-    rng: np.random.Generator, common: dict,
+    source: SourceSample,
+    subject: str,
+    alpha: np.ndarray,
+    lifted: bool,
+    params: Params,
+    rng: np.random.Generator,
+    common: dict,
 ) -> TaskResult:
     """Partner photos that fit the subject first (unless it is ``lifted``: it would float before them),
     then plain backdrops, up to ``params.per_source`` pairs."""
@@ -388,7 +431,14 @@ def _offline(
         candidates = _from_partners(source, subject, alpha, params, rng, common, source_grey, problems)
     if len(candidates) < params.per_source:
         candidates += _before_backdrops(
-            source, subject, alpha, params, rng, common, source_grey, params.per_source - len(candidates),
+            source,
+            subject,
+            alpha,
+            params,
+            rng,
+            common,
+            source_grey,
+            params.per_source - len(candidates),
             problems,
         )
     if not candidates:
@@ -399,8 +449,14 @@ def _offline(
 
 
 def _from_partners(
-    source: SourceSample, subject: str, alpha: np.ndarray, params: Params, rng: np.random.Generator,
-    common: dict, source_grey: bool, problems: Counter[str],
+    source: SourceSample,
+    subject: str,
+    alpha: np.ndarray,
+    params: Params,
+    rng: np.random.Generator,
+    common: dict,
+    source_grey: bool,
+    problems: Counter[str],
 ) -> list[Candidate]:
     candidates: list[Candidate] = []
     old_background = alpha <= 0.0
@@ -422,10 +478,18 @@ def _from_partners(
             continue
         candidates.append(
             _candidate(
-                source, target, alpha, f"bg:{partner.sha256[:12]}:{new.scene.key}",
+                source,
+                target,
+                alpha,
+                f"bg:{partner.sha256[:12]}:{new.scene.key}",
                 instruction(new.scene, _name(subject, common), rng),
-                {**common, "scene": new.scene.key, "background_sha256": partner.sha256,
-                 "background_crop": list(new.crop), "foreground_change": round(change, 2)},
+                {
+                    **common,
+                    "scene": new.scene.key,
+                    "background_sha256": partner.sha256,
+                    "background_crop": list(new.crop),
+                    "foreground_change": round(change, 2),
+                },
             )
         )
         if len(candidates) >= params.per_source:
@@ -434,14 +498,24 @@ def _from_partners(
 
 
 def _before_backdrops(
-    source: SourceSample, subject: str, alpha: np.ndarray, params: Params, rng: np.random.Generator,
-    common: dict, source_grey: bool, wanted: int, problems: Counter[str],
+    source: SourceSample,
+    subject: str,
+    alpha: np.ndarray,
+    params: Params,
+    rng: np.random.Generator,
+    common: dict,
+    source_grey: bool,
+    wanted: int,
+    problems: Counter[str],
 ) -> list[Candidate]:
     """The subject, pixel-exact, before plain studio backdrops that set it off."""
     old_background = alpha <= 0.0
     old_colour = to_lab(source.image)[old_background].mean(axis=0)
     fitting = choices(
-        rim_pixels(source.image, alpha), old_colour, source_grey, params.backdrop_contrast,
+        rim_pixels(source.image, alpha),
+        old_colour,
+        source_grey,
+        params.backdrop_contrast,
         params.max_backdrop_alike,
     )
     if not fitting:
@@ -457,18 +531,30 @@ def _before_backdrops(
         target = composite(backdrop_image, foreground, alpha)
         candidates.append(
             _candidate(
-                source, target, alpha, f"bg:backdrop:{backdrop.key}",
+                source,
+                target,
+                alpha,
+                f"bg:backdrop:{backdrop.key}",
                 instruction(scene, _name(subject, common), rng),
-                {**common, "scene": scene.key, "backdrop_noise": round(noise, 2),
-                 "foreground_change": round(foreground_change(source.image, target, alpha), 2)},
+                {
+                    **common,
+                    "scene": scene.key,
+                    "backdrop_noise": round(noise, 2),
+                    "foreground_change": round(foreground_change(source.image, target, alpha), 2),
+                },
             )
         )
     return candidates
 
 
 def _generated(
-    source: SourceSample, subject: str, alpha: np.ndarray, params: Params, tools: Tools,
-    rng: np.random.Generator, common: dict,
+    source: SourceSample,
+    subject: str,
+    alpha: np.ndarray,
+    params: Params,
+    tools: Tools,
+    rng: np.random.Generator,
+    common: dict,
 ) -> TaskResult:
     candidates = []
     # Painted region: everything the subject does not fully cover, and a little of the subject's soft edge,
@@ -480,10 +566,17 @@ def _generated(
         target = composite(painted, decontaminate(source.image, alpha), alpha)
         candidates.append(
             _candidate(
-                source, target, alpha, f"bg:generated:{scene.key}",
+                source,
+                target,
+                alpha,
+                f"bg:generated:{scene.key}",
                 instruction(scene, _name(subject, common), rng),
-                {**common, "scene": scene.key, "prompt": scene.en,
-                 "foreground_change": round(foreground_change(source.image, target, alpha), 2)},
+                {
+                    **common,
+                    "scene": scene.key,
+                    "prompt": scene.en,
+                    "foreground_change": round(foreground_change(source.image, target, alpha), 2),
+                },
             )
         )
     return candidates

@@ -58,7 +58,7 @@ def refine_matte(image: np.ndarray, mask: np.ndarray, band: int, work_size: int 
     """A soft alpha (float32 0..1) for ``mask``, its edge moved onto the photo's colour boundary.
 
     GrabCut decides every pixel of the mask but its deep core (more than three ``band`` inside the edge),
-    and the pixels within ``band / 4`` outside it; farther outside stays background. Hand-drawn polygons and
+    and the pixels within ``band / 2`` outside it; farther outside stays background. Hand-drawn polygons and
     coarse segmenters include strips of background wider than any fixed band, which is why the whole mask
     is open to GrabCut's colour models; they rarely leave out more than a few pixels of the object, while
     GrabCut readily claims a neighbour of like colour that touches it (a flag's star above a dark cap), so
@@ -78,7 +78,7 @@ def refine_matte(image: np.ndarray, mask: np.ndarray, band: int, work_size: int 
     small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
     small_mask = cv2.resize(crop_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     small_band = max(2, round(band * scale))
-    reach = max(2, band // 4)
+    reach = max(2, band // 2)
 
     core = erode(small_mask, 3 * small_band)
     outside = ~(cv2.dilate(small_mask.astype(np.uint8), _disc(max(1, round(reach * scale)))) > 0)

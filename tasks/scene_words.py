@@ -28,19 +28,37 @@ class Scene:
 
 # (COCO or vocabulary categories) -> the scene they place a photo in.
 _LABEL_SCENES: tuple[tuple[frozenset[str], Scene], ...] = (
-    (frozenset({"car", "bus", "truck", "motorcycle", "bicycle", "traffic light", "fire hydrant", "stop sign",
-                "parking meter"}), Scene("street", "a city street", "城市街道", ground=True)),
+    (
+        frozenset(
+            {
+                "car",
+                "bus",
+                "truck",
+                "motorcycle",
+                "bicycle",
+                "traffic light",
+                "fire hydrant",
+                "stop sign",
+                "parking meter",
+            }
+        ),
+        Scene("street", "a city street", "城市街道", ground=True),
+    ),
     (frozenset({"boat"}), Scene("harbour", "a harbour with boats", "停着船只的港口")),
     (frozenset({"airplane"}), Scene("airfield", "an airfield", "机场跑道", ground=True)),
     (frozenset({"train"}), Scene("railway", "a railway station", "火车站", ground=True)),
     (frozenset({"bench"}), Scene("park", "a park", "公园", ground=True)),
     (frozenset({"horse", "cow", "sheep"}), Scene("pasture", "a farm pasture", "农场草地", ground=True)),
-    (frozenset({"elephant", "zebra", "giraffe"}),
-     Scene("savanna", "the African savanna", "非洲大草原", ground=True)),
+    (
+        frozenset({"elephant", "zebra", "giraffe"}),
+        Scene("savanna", "the African savanna", "非洲大草原", ground=True),
+    ),
     (frozenset({"skis", "snowboard"}), Scene("ski_slope", "a snowy ski slope", "积雪的滑雪场", ground=True)),
     (frozenset({"surfboard"}), Scene("surf_beach", "a beach with surf", "有海浪的海滩", ground=True)),
-    (frozenset({"oven", "microwave", "sink", "refrigerator", "toaster"}),
-     Scene("kitchen", "a kitchen", "厨房", ground=True)),
+    (
+        frozenset({"oven", "microwave", "sink", "refrigerator", "toaster"}),
+        Scene("kitchen", "a kitchen", "厨房", ground=True),
+    ),
     (frozenset({"couch", "tv"}), Scene("living_room", "a living room", "客厅", ground=True)),
     (frozenset({"bed"}), Scene("bedroom", "a bedroom", "卧室", ground=True)),
     (frozenset({"toilet"}), Scene("bathroom", "a bathroom", "浴室", ground=True)),
@@ -70,10 +88,17 @@ def scene_categories(scene: Scene) -> frozenset[str]:
 
 # Colour names of a plain backdrop: (en, zh).
 _COLOURS = {
-    "white": ("white", "白色"), "black": ("black", "黑色"), "grey": ("grey", "灰色"),
-    "red": ("red", "红色"), "orange": ("orange", "橙色"), "yellow": ("yellow", "黄色"),
-    "green": ("green", "绿色"), "blue": ("blue", "蓝色"), "purple": ("purple", "紫色"),
-    "pink": ("pink", "粉色"), "brown": ("brown", "棕色"),
+    "white": ("white", "白色"),
+    "black": ("black", "黑色"),
+    "grey": ("grey", "灰色"),
+    "red": ("red", "红色"),
+    "orange": ("orange", "橙色"),
+    "yellow": ("yellow", "黄色"),
+    "green": ("green", "绿色"),
+    "blue": ("blue", "蓝色"),
+    "purple": ("purple", "紫色"),
+    "pink": ("pink", "粉色"),
+    "brown": ("brown", "棕色"),
 }
 
 

@@ -36,6 +36,7 @@ from tasks.compositing import (
 from tasks.masks import bbox_of, border_cut_fraction, dilate
 from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
 from tasks.replacement_vocabulary import kind_of, plausibility, replacements
+from tasks.subject_removal import fill_problem
 from tasks.tools import Tools, paints_from_prompts
 from tasks.vocabulary import object_names, position_phrase, with_article
 
@@ -45,23 +46,27 @@ ANNOTATORS = ("objects",)
 TOOLS = ("inpaint", "grounding")
 INPUTS = "image+partner"
 LOCAL = True
-PARTNERS = 4  # more photos to find an object of a plausible kind in
+# Offline, more photos to find an object of a plausible kind in; a model that paints from a prompt needs none.
+PARTNERS = {"offline": 8, "models": 0}
 
 
 @dataclass(frozen=True)
 class Params:
-    min_area: float = 0.01  # of the image: smaller objects make edits a judge cannot see
-    max_area: float = 0.35  # larger ones leave too little of the scene to relight the new object from
+    min_area: float = 0.008  # of the image: smaller objects make edits a judge cannot see
+    max_area: float = 0.7  # larger ones leave too little of the scene to relight the new object from
     max_border_cut: float = 0.05  # the old object must be whole (tasks.masks.border_cut_fraction)
     max_new_border_cut: float = 0.01  # so must the new one in its own photo: a cut object pastes as half
     max_upscale: float = 1.6  # the new object may be enlarged this much at most (blur)
-    min_cover: float = 0.92  # of the old object the new one must hide; else the old one is removed first
+    max_leftover: float = 0.002  # of the old object left in view, above which it is removed
     max_fill_shown: float = 0.35  # removal fill left in view, of the new object's area
+    max_strip: float = 0.02  # fill shown no deeper in the hole than this (of the shorter side): unchecked
+    check_fill: bool = True  # the removal fill's checks (subject_removal's); off: to make judge negatives
     dilation: float = 0.012  # removal hole growth, of the image's shorter side
     grow: float = 0.04  # model backend: how far the painted region grows past the old object
     harmonise: float = 0.7  # how far the new object is relit toward this photo's light
     max_matte_halo: float = 0.15  # the new object's matte, as in background_change
     max_matte_dropped: float = 0.03
+    max_unseen_edge: float = 0.1
     max_cover_growth: float = 1.8  # how much larger than fitting the old box the new object may be made
     small_paste: float = 0.5  # a new object shrunk at least this much keeps its label's mask as its matte
     max_outside_change: float = 0.001  # share of pixels outside the edit region that may change
@@ -266,6 +271,8 @@ def _paste_one(
         )
         if alpha is None:
             return "new_object_matte"
+    if defects.unseen > params.max_unseen_edge:
+        return "new_object_edge_unseen"  # cut where it looked like its own background: a fringe here
     # The new object relit from its photo's light to this one's, measured on rings around each object.
     origin = SceneLight.of(partner.image, ring(new.mask, band, 4 * band))
     old_band = max(2, round(0.05 * float(np.sqrt(old.mask.sum()))))
@@ -296,20 +303,44 @@ def _paste_one(
     placed[y0 : y0 + size[1], x0 : x0 + size[0]] = patch
     placed_alpha = np.zeros(source.image.shape[:2], np.float32)
     placed_alpha[y0 : y0 + size[1], x0 : x0 + size[0]] = patch_alpha
+    # The photo's other labelled objects stay where they are, over the new one: those that hid part of the
+    # old object (a lemon before an orange slice) hide the same part of its replacement.
+    others = np.zeros(old.mask.shape, bool)
+    for label in source.labels:
+        if label is not old and label.mask is not None:
+            others |= label.mask & ~old.mask
+    placed_alpha[others] = 0.0
     new_mask = placed_alpha > 0.5
+    if not new_mask.any():
+        return "new_object_hidden"
 
-    base = source.image
-    radius = max(2, round(params.dilation * min(source.width, source.height)))
-    hole = dilate(old.mask, radius)
     cover_share = float((old.mask & (placed_alpha >= 0.99)).sum()) / float(old.mask.sum())
-    removed = cover_share < params.min_cover
+    # Any part of the old object the new one leaves in view (an apple's stem above an orange, a rim beside
+    # it) is removed: the photo under the new object is the old object's hole filled from its
+    # surroundings. Where the fill shows only as a strip near the hole's edge, it is the surroundings
+    # continued a few pixels and needs no checks (the far inside of a large hole, a smear, stays under the
+    # new object); anything more is the removal task's fill, with its checks.
+    radius = max(2, round(params.dilation * min(source.width, source.height)))
+    opaque = placed_alpha >= 0.99
+    leftover = old.mask & ~opaque & ~others
+    hole = dilate(old.mask, radius) & ~others
+    shown = hole & ~opaque
+    removed = float(leftover.sum()) > params.max_leftover * float(old.mask.sum())
+    base, fill = source.image, {}
     if removed:
-        shown = float((hole & ~new_mask).sum()) / max(float(new_mask.sum()), 1.0)
-        if shown > params.max_fill_shown:
+        if float(shown.sum()) > params.max_fill_shown * float(new_mask.sum()):
             return "removal_fill_too_large"
-        base = tools.inpaint(source.image, hole)
+        depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+        strip = float(depth[shown].max()) <= params.max_strip * min(source.width, source.height)
+        if strip:
+            base = tools.inpaint(source.image, hole)
+        else:
+            filled, problem, fill = fill_problem(source.image, hole, old, tools.inpaint, params.check_fill)
+            if problem is not None or filled is None:
+                return problem or "fill_refused"
+            base = filled
     target = composite(base, placed, placed_alpha)
-    region = (hole if removed else np.zeros_like(hole)) | (placed_alpha > 0)
+    region = (shown if removed else np.zeros_like(shown)) | (placed_alpha > 0)
     region = dilate(region, 1)
     box = bbox_of(new_mask)
     assert box is not None
@@ -320,5 +351,7 @@ def _paste_one(
         "old_removed_first": removed,
         "old_covered": round(cover_share, 3),
         "new_matte_halo": round(defects.halo, 4),
+        "new_matte_unseen_edge": round(defects.unseen, 4),
+        **({"fill": fill} if fill else {}),
     }
     return target, region, new.category, box, details
