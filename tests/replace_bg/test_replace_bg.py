@@ -184,3 +184,14 @@ def test_scene_light_of_a_greyscale_photo_has_no_chroma() -> None:
     everywhere = np.ones(photos["camera.png"].image.shape[:2], bool)
     assert SceneLight.of(photos["camera.png"].image, everywhere).chroma < background_change.GREY_CHROMA
     assert SceneLight.of(photos["coffee.png"].image, np.ones((400, 600), bool)).chroma > 10
+
+
+def test_offline_grounding_finds_a_distinct_thing_and_nothing_in_plain_surroundings() -> None:
+    photos, grounding = sources(), DistinctGrounding()
+    (cup,) = grounding(photos["coffee.png"].image, "a cup", (175, 16, 412, 305))
+    x0, y0, x1, y1 = cup.box
+    assert x0 < 200 and x1 > 380 and y0 < 40 and y1 > 180  # the cup and saucer, not a highlight on them
+    assert grounding(photos["camera.png"].image, "a cup", (300, 20, 420, 100)) == []  # the sky
+    washed = photos["coffee.png"].image.copy()
+    washed[100:200, 30:120] = washed[100:200, 30:120].mean(axis=(0, 1)).astype(np.uint8)
+    assert grounding(washed, "a cup", (30, 100, 120, 200)) == []  # pasted and washed into the table
