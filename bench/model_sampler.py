@@ -37,14 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.latents import FLUX_VAE_CONFIG, decode_latents, encode_images, image_to_pixels  # noqa: E402
 from model.mllm import Step1XMLLMEncoder  # noqa: E402
-from model.sampler import Step1XEditSampler, StepSkipping  # noqa: E402
+from model.sampler import Step1XEditPipeline, StepSkipping  # noqa: E402
 from model.tiny import byte_tokenizer, qwen_config  # noqa: E402
 from model.transformer import Step1XEditTransformer  # noqa: E402
 
 PHOTO = Path(__file__).resolve().parents[1] / "examples" / "photos" / "astronaut.png"
 
 
-def build(device: str, tiny: bool) -> Step1XEditSampler:
+def build(device: str, tiny: bool) -> Step1XEditPipeline:
     from diffusers import AutoencoderKL
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -52,7 +52,9 @@ def build(device: str, tiny: bool) -> Step1XEditSampler:
         from model.tiny import tiny_qwen, tiny_transformer, tiny_vae
 
         encoder = Step1XMLLMEncoder(tiny_qwen(), byte_tokenizer())
-        return Step1XEditSampler(tiny_transformer(), tiny_vae(), encoder, device=device)
+        pipe = Step1XEditPipeline.from_parts(tiny_transformer(), tiny_vae(), encoder, device=device)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     torch.manual_seed(0)
     torch.set_default_dtype(torch.bfloat16)
     with torch.device(device):
@@ -64,7 +66,9 @@ def build(device: str, tiny: bool) -> Step1XEditSampler:
     with torch.device(device):
         vae = AutoencoderKL(**FLUX_VAE_CONFIG)
     encoder = Step1XMLLMEncoder(qwen, byte_tokenizer())
-    return Step1XEditSampler(transformer, vae, encoder, device=device, dtype=torch.bfloat16)
+    pipe = Step1XEditPipeline.from_parts(transformer, vae, encoder, device=device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def matmul_tflops(n: int = 8192, reps: int = 50) -> float:
@@ -88,9 +92,9 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def dit_inputs(sampler: Step1XEditSampler, size: int) -> tuple:
+def dit_inputs(sampler: Step1XEditPipeline, size: int) -> tuple:
     """One DiT call's inputs at size x size: CFG batch 2, 640 text tokens, fixed seed."""
-    cfg, dev, dt = sampler.transformer.config, sampler.device, sampler.dtype
+    cfg, dev, dt = sampler.transformer.config, sampler.compute_device, sampler.compute_dtype
     g = size // 16
     gen = torch.Generator(dev).manual_seed(0)
     x = torch.randn(2, g * g, cfg.in_channels, device=dev, dtype=dt, generator=gen)
@@ -99,7 +103,7 @@ def dit_inputs(sampler: Step1XEditSampler, size: int) -> tuple:
     return x, x, states, mask, torch.full((2,), 0.5, device=dev), (g, g)
 
 
-def dit_step_ms(sampler: Step1XEditSampler, size: int, reps: int = 5) -> tuple[float, torch.Tensor]:
+def dit_step_ms(sampler: Step1XEditPipeline, size: int, reps: int = 5) -> tuple[float, torch.Tensor]:
     """Median time of one DiT forward at size x size, and its output."""
     inputs = dit_inputs(sampler, size)
     times = []
@@ -114,7 +118,7 @@ def dit_step_ms(sampler: Step1XEditSampler, size: int, reps: int = 5) -> tuple[f
     return statistics.median(times), out
 
 
-def attention_check(sampler: Step1XEditSampler, sizes: list[int]) -> dict:
+def attention_check(sampler: Step1XEditPipeline, sizes: list[int]) -> dict:
     """Eager DiT step time and output per attention backend, against torch SDPA's own choice."""
     result: dict = {}
     for size in sizes:
@@ -148,7 +152,7 @@ def peak_of(fn) -> tuple[float, object]:
 
 
 @torch.no_grad()
-def phase_peaks(sampler: Step1XEditSampler, image: Image.Image, size: int) -> dict:
+def phase_peaks(sampler: Step1XEditPipeline, image: Image.Image, size: int) -> dict:
     """Peak memory of each part of an edit at size x size, with all three models resident.
 
     The VAE is measured as configured, then in bf16 and in bf16 with 512-pixel tiles (the sampler's
@@ -156,7 +160,7 @@ def phase_peaks(sampler: Step1XEditSampler, image: Image.Image, size: int) -> di
     same latent.
     """
     im = image.resize((size, size))
-    pixels = image_to_pixels(im)[None].to(sampler.device)
+    pixels = image_to_pixels(im)[None].to(sampler.compute_device)
     vae = sampler.vae
     res: dict = {"vae_dtype": str(vae.dtype)}
     if torch.cuda.is_available():
@@ -187,7 +191,7 @@ def dit_flops(size: int, text: int = 640, batch: int = 2) -> float:
 
 
 def timed_edit(
-    sampler: Step1XEditSampler, image: Image.Image, size: int, steps: int
+    sampler: Step1XEditPipeline, image: Image.Image, size: int, steps: int
 ) -> tuple[float, torch.Tensor]:
     sync()
     t0 = time.perf_counter()

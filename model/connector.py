@@ -54,12 +54,14 @@ class Step1XConnector(ModelMixin, ConfigMixin):
 
         Returns (text tokens [B, T, heads*head_dim], pooled [B, pooled_projection_dim]).
         """
-        mask_f = mask.to(hidden_states.dtype).unsqueeze(-1)  # [B, T, 1]
-        pooled = (hidden_states * mask_f).sum(dim=1) / mask_f.sum(dim=1)  # masked mean of the raw states
+        # The masked mean of the raw states in fp32, rounded once to the working dtype: what the reference's
+        # autocast does (its sum runs in fp32). diffusers' refiner pools the same way internally.
+        mask_f = mask.float().unsqueeze(-1)  # [B, T, 1]
+        pooled = (hidden_states.float() * mask_f).sum(dim=1) / mask_f.sum(dim=1)
         if self.scale_factor is not None:
-            pooled = pooled * (1 + self.scale_factor.to(pooled.dtype))
-        pooled = self.global_proj_out(pooled)
+            pooled = pooled * (1 + self.scale_factor.to(hidden_states.dtype))
+        pooled = self.global_proj_out(pooled.to(hidden_states.dtype))
         # The refiner's sinusoid expects the 0..1000 scale (inference passes 1000*t; the public training
-        # script's 10^6 is a known bug we do not copy).
+        # script's 10^6 is a known bug we do not copy). 1000*t is formed in t's dtype, as the reference does.
         tokens = self.refiner(hidden_states, timestep * 1000, mask.long())
         return tokens, pooled

@@ -145,3 +145,126 @@ def _convert_connector_key(
     for old, new in _REFINER:
         rest = rest.replace(old, new)
     out["connector.refiner." + rest] = tensor
+
+
+# ---- upstream's diffusers layout (stepfun-ai/Step1X-Edit-v1p1-diffusers, class Step1XEditTransformer2DModel)
+#
+# Its DiT tensors carry diffusers' FLUX names except the two embedders, and its connector keeps the official
+# names. Our Step1XEditTransformer nests the FLUX DiT under `dit.` and the refiner under `connector.refiner.`.
+DIFFUSERS_CLASS = "Step1XEditTransformer2DModel"
+_DIFFUSERS_EMBEDDERS = {
+    "time_embed.in_layer": "time_text_embed.timestep_embedder.linear_1",
+    "time_embed.out_layer": "time_text_embed.timestep_embedder.linear_2",
+    "vec_embed.in_layer": "time_text_embed.text_embedder.linear_1",
+    "vec_embed.out_layer": "time_text_embed.text_embedder.linear_2",
+}
+
+
+def from_diffusers_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """upstream diffusers-layout transformer keys -> `Step1XEditTransformer` keys."""
+    out: dict[str, torch.Tensor] = {}
+    unknown: list[str] = []
+    for key, tensor in state.items():
+        if key.startswith("connector."):
+            _convert_connector_key(key.removeprefix("connector."), tensor, out, unknown)
+        elif key.startswith("text_token_mapping."):
+            unknown.append(key)
+        else:
+            out["dit." + (_rename(key, _DIFFUSERS_EMBEDDERS) or key)] = tensor
+    if unknown:
+        raise KeyError(f"diffusers-layout Step1X-Edit keys this model does not have: {unknown[:20]}")
+    return out
+
+
+def to_diffusers_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`Step1XEditTransformer` keys -> upstream's diffusers layout (from_diffusers_state_dict's inverse)."""
+    embedders = {new: old for old, new in _DIFFUSERS_EMBEDDERS.items()}
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[str, dict[str, torch.Tensor]] = {}  # the refiner's q, k, v parts of each fused official tensor
+    for key, tensor in state.items():
+        if key.startswith("dit."):
+            rest = key.removeprefix("dit.")
+            out[_rename(rest, embedders) or rest] = tensor
+        elif key.startswith("connector.refiner."):
+            rest = key.removeprefix("connector.refiner.")
+            m = re.fullmatch(r"token_refiner\.refiner_blocks\.(\d+)\.attn\.to_([qkv])\.(weight|bias)", rest)
+            if m:
+                i, part, kind = m.groups()
+                qkv.setdefault(f"connector.S.individual_token_refiner.blocks.{i}.self_attn_qkv.{kind}", {})[
+                    part
+                ] = tensor
+                continue
+            for old, new in reversed(_REFINER):
+                rest = rest.replace(new, old)
+            out["connector.S." + rest] = tensor
+        else:  # connector.global_proj_out.*, connector.scale_factor
+            out[key] = tensor
+    for key, parts in qkv.items():
+        out[key] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    return out
+
+
+def from_diffusers_config(config: dict) -> dict:
+    """upstream's Step1XEditTransformer2DModel config -> `Step1XEditTransformer` arguments.
+
+    Fields upstream's class has and this model does not support (a text-token mapping, guidance
+    embeddings, patches other than 1) are refused by name. Our extra fields (the v1.0 scale factor, the
+    reference ids) are read when present; upstream's layout is v1.1 otherwise.
+    """
+    unsupported = {
+        "patch_size": 1,
+        "guidance_embeds": False,
+        "enable_text_token_mapping": False,
+        "timestep_in_dim": 256,
+    }
+    for name, supported in unsupported.items():
+        if config.get(name, supported) != supported:
+            raise ValueError(f"Step1X-Edit transformer config {name}={config[name]!r} is not supported")
+    if config.get("out_channels") not in (None, config["in_channels"]):
+        raise ValueError("Step1X-Edit transformer config: out_channels must equal in_channels")
+    heads = config.get("connector_heads_num", 32)
+    args = {
+        "in_channels": config["in_channels"],
+        "num_layers": config["num_layers"],
+        "num_single_layers": config["num_single_layers"],
+        "attention_head_dim": config["attention_head_dim"],
+        "num_attention_heads": config["num_attention_heads"],
+        "joint_attention_dim": config["joint_attention_dim"],
+        "pooled_projection_dim": config.get("vector_in_dim", 768),
+        "axes_dims_rope": tuple(config["axes_dims_rope"]),
+        "mllm_hidden_size": config.get("connector_in_channels", 3584),
+        "connector_num_attention_heads": heads,
+        "connector_attention_head_dim": config.get("connector_hidden_size", 4096) // heads,
+        "connector_num_layers": config.get("connector_depth", 2),
+    }
+    for extra in ("connector_scale_factor", "reference_id_offset"):
+        if extra in config:
+            args[extra] = tuple(config[extra]) if extra == "reference_id_offset" else config[extra]
+    return args
+
+
+def to_diffusers_config(config: dict) -> dict:
+    """`Step1XEditTransformer` config -> upstream's Step1XEditTransformer2DModel config, plus our fields."""
+    return {
+        "_class_name": DIFFUSERS_CLASS,
+        "patch_size": 1,
+        "in_channels": config["in_channels"],
+        "out_channels": None,
+        "num_layers": config["num_layers"],
+        "num_single_layers": config["num_single_layers"],
+        "attention_head_dim": config["attention_head_dim"],
+        "num_attention_heads": config["num_attention_heads"],
+        "joint_attention_dim": config["joint_attention_dim"],
+        "timestep_in_dim": 256,
+        "vector_in_dim": config["pooled_projection_dim"],
+        "connector_in_channels": config["mllm_hidden_size"],
+        "connector_hidden_size": config["joint_attention_dim"],  # the refiner's width (checked at init)
+        "connector_heads_num": config["connector_num_attention_heads"],
+        "connector_depth": config["connector_num_layers"],
+        "guidance_embeds": False,
+        "axes_dims_rope": list(config["axes_dims_rope"]),
+        "enable_text_token_mapping": False,
+        # not in upstream's class (its loader ignores them): v1.0 checkpoints need both
+        "connector_scale_factor": config["connector_scale_factor"],
+        "reference_id_offset": list(config["reference_id_offset"]),
+    }

@@ -29,7 +29,7 @@ def _cudnn() -> Any:
     try:
         import cudnn
     except ImportError as e:
-        raise ImportError("fp8 attention needs cudnn-frontend: pip install nvidia-cudnn-frontend") from e
+        raise ImportError("fp8 attention needs: pip install 'step1x-data[fp8-attention]'") from e
     return cudnn
 
 

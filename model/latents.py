@@ -29,13 +29,22 @@ FLUX_VAE_CONFIG: dict = {
 
 
 def image_to_pixels(image: Image.Image) -> torch.Tensor:
-    """An RGB PIL image -> [3, H, W] float32 in [-1, 1], the VAE's input range."""
-    return torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+    """An RGB PIL image -> [3, H, W] float32 in [-1, 1], the VAE's input range.
+
+    Computed as the reference does (torchvision's to_tensor, x / 255, then * 2 - 1), to the last bit.
+    """
+    return torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 255 * 2 - 1
 
 
-def pixels_to_uint8(pixels: torch.Tensor) -> np.ndarray:
-    """[..., 3, H, W] in [-1, 1] -> [..., H, W, 3] uint8 on the CPU."""
-    return ((pixels.float() + 1) * 127.5).round().clamp(0, 255).byte().movedim(-3, -1).cpu().numpy()
+def pixels_to_uint8(pixels: torch.Tensor, truncate: bool = False) -> np.ndarray:
+    """[..., 3, H, W] in [-1, 1] -> [..., H, W, 3] uint8 on the CPU.
+
+    Rounds by default, so that `image_to_pixels` round-trips exactly. truncate=True is the reference
+    sampler's conversion, (x * 0.5 + 0.5) * 255 cut towards zero (torchvision's to_pil_image), which is up
+    to 1 LSB darker than rounding.
+    """
+    x = pixels.float().clamp(-1, 1).mul(0.5).add(0.5).mul(255)
+    return (x.byte() if truncate else x.round().byte()).movedim(-3, -1).cpu().numpy()
 
 
 def vae_downsample(vae: AutoencoderKL) -> int:
@@ -77,11 +86,13 @@ def unpack(tokens: torch.Tensor, grid_h: int, grid_w: int) -> torch.Tensor:
 
 
 def image_ids(
-    grid_h: int, grid_w: int, first_axis: int = 0, device: torch.device | None = None
+    grid_h: int,
+    grid_w: int,
+    offset: tuple[int, int, int] = (0, 0, 0),
+    device: torch.device | None = None,
 ) -> torch.Tensor:
-    """RoPE ids [grid_h*grid_w, 3] = (first_axis, row, col) at packed-token resolution."""
+    """RoPE ids [grid_h*grid_w, 3] = offset + (0, row, col) at packed-token resolution."""
     ids = torch.zeros(grid_h, grid_w, 3, device=device)
-    ids[..., 0] = first_axis
     ids[..., 1] = torch.arange(grid_h, device=device)[:, None]
     ids[..., 2] = torch.arange(grid_w, device=device)[None, :]
-    return ids.reshape(grid_h * grid_w, 3)
+    return ids.reshape(grid_h * grid_w, 3) + torch.tensor(offset, dtype=ids.dtype, device=device)

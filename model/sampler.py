@@ -1,21 +1,32 @@
-"""Step1X-Edit sampling: resize, encode, rectified-flow Euler with CFG, decode, resize back.
+"""Step1X-Edit sampling as a diffusers pipeline: resize, encode, rectified-flow Euler with CFG, decode.
 
-Defaults follow the reference inference script: size_level 512, 28 steps, CFG 6.0 against the empty
+Defaults follow the reference inference scripts: size_level 512, 28 steps, CFG 6.0 against the empty
 instruction with the same image, the FLUX resolution shift (mu from the target token count), and for v1.1
-the norm-damped CFG while t > 0.93.
+the norm-damped CFG while t > 0.93. `Recipe` lists what differs between the v1.0 and v1.1 scripts.
+
+Known differences from the reference's numerics, kept on purpose:
+- noise is drawn on the CPU in fp32 from one generator per image seeded by `seed` (the same seed gives the
+  same edit on any device and in any batch); the reference draws bf16 noise from a generator on the GPU.
+  `noise_like_upstream = True` (`--noise-like-upstream`) draws it the reference's way. The reference samples
+  its VAE posterior with the unseeded global generator, so that part is never reproducible; here it is seeded.
+- the DiT runs without autocast, in its weights' dtype: the reference's autocast keeps LayerNorm outputs and
+  the adaLN modulations in fp32 before each Linear, so bf16 results differ in the last bits.
+- attention is torch SDPA (or the chosen diffusers backend), not flash-attn; the QK RMSNorm is torch's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
+from diffusers import AutoencoderKL, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+from diffusers.utils import BaseOutput
 from PIL import Image
 
 from model.fp8_attention import use_fp8_attention
@@ -32,8 +43,30 @@ from model.latents import (
 from model.mllm import Step1XMLLMEncoder
 from model.transformer import Step1XEditTransformer
 
-CFG_TRUNCATE = {"v1.0": 1.0, "v1.1": 0.93}  # v1.0 passes 1.0, so its damping is never active
 CFG_NORM_POWER = 0.4
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a release's reference inference script does around the model.
+
+    input_resample: the resize to the size_level grid. cfg_truncate: CFG is norm-damped while t > this
+    (1.0: never). encode_autocast: the VAE encodes the reference image under bf16 autocast.
+    """
+
+    input_resample: Image.Resampling
+    cfg_truncate: float
+    encode_autocast: bool
+
+
+# v1.0 follows the v1.0 release script (PIL's default bicubic resize, no damping, fp32 encode). The later
+# v1.1 script runs v1.0 too, with its own choices for both versions (Lanczos, 0.93, bf16 encode); the model
+# was released with the first, so v1.0 keeps it. The output is resized back with PIL's default (bicubic)
+# in both scripts.
+RECIPES = {
+    "v1.0": Recipe(Image.Resampling.BICUBIC, cfg_truncate=1.0, encode_autocast=False),
+    "v1.1": Recipe(Image.Resampling.LANCZOS, cfg_truncate=0.93, encode_autocast=True),
+}
 
 
 def resize_for_size_level(width: int, height: int, size_level: int, multiple: int = 16) -> tuple[int, int]:
@@ -60,12 +93,16 @@ def make_scheduler() -> FlowMatchEulerDiscreteScheduler:
 
 
 def damped_cfg(cond: torch.Tensor, uncond: torch.Tensor, scale: float, damp: bool) -> torch.Tensor:
-    """uncond + scale * diff, where diff is divided by max(1, |diff|)^0.4 per token when damped."""
+    """uncond + scale * diff, where diff is divided by max(1, |diff|)^0.4 per token when damped.
+
+    In the reference's dtypes: plain CFG stays in the inputs' dtype; the damped one divides by an fp32
+    norm (its torch.norm runs in fp32 under autocast), so its result is fp32.
+    """
     diff = cond - uncond  # [B, N, 64]
-    if damp:
-        norm = diff.float().norm(dim=-1, keepdim=True).clamp(min=1.0)  # per-token norm over channels
-        diff = diff / norm.pow(CFG_NORM_POWER).to(diff.dtype)
-    return uncond + scale * diff
+    if not damp:
+        return uncond + scale * diff
+    norm = diff.float().norm(dim=-1, keepdim=True).clamp(min=1.0)  # per-token norm over channels
+    return uncond + scale * diff / norm.pow(CFG_NORM_POWER)
 
 
 @dataclass(frozen=True)
@@ -92,59 +129,167 @@ class StepSkipping:
 
 
 @dataclass
-class EditResult:
+class EditResult(BaseOutput):
+    """images: the edits at their inputs' sizes; latents: final normalised latents [C, h, w] per image."""
+
     images: list[Image.Image]
-    latents: list[torch.Tensor]  # final normalised latents [C, h, w] per image, for comparisons
+    latents: list[torch.Tensor]
 
 
-class Step1XEditSampler:
-    """Python API: `Step1XEditSampler(transformer, vae, encoder).edit(images, instructions)`.
+class Step1XEditPipeline(DiffusionPipeline):
+    """Step1X-Edit as a diffusers pipeline, with the component names of the diffusers-format checkpoint
+    upstream publishes (stepfun-ai/Step1X-Edit-v1p1-diffusers): scheduler, vae, text_encoder, processor,
+    transformer.
 
-    offload=True keeps every component on the CPU and moves each to `device` only while it runs
-    (the reference's --offload), trading time for peak memory.
+        pipe = Step1XEditPipeline.from_pretrained("Step1X-Edit-v1p1-diffusers", torch_dtype=torch.bfloat16)
+        pipe = Step1XEditPipeline.from_single_file("Step1X-Edit/step1x-edit-v1p1-official.safetensors")
+        pipe.to("cuda")
+        image = pipe(image=photo, prompt="remove the cat", size_level=1024).images[0]
+        pipe.save_pretrained("out/")  # the upstream diffusers layout
+
+    diffusers' `enable_model_cpu_offload`, `transformer.set_attention_backend` and
+    `transformer.compile_repeated_blocks` apply as usual; the methods below add the speed options of
+    `step1x-edit` (fp8, step skipping, a low-memory VAE, the reference's own offload). `text_encoder` is the
+    Qwen2.5-VL backbone (or the full model, whose output head is then never used); `processor` is its
+    Qwen2.5-VL processor, of which the tokenizer and image processor are used. `version` ("v1.0"/"v1.1")
+    picks the reference script's `Recipe`.
     """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
 
     def __init__(
         self,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+        vae: AutoencoderKL,
+        text_encoder: torch.nn.Module,
+        processor,
+        transformer: Step1XEditTransformer,
+        version: str = "v1.1",
+    ) -> None:
+        super().__init__()
+        if version not in RECIPES:
+            raise ValueError(f"unknown Step1X-Edit version {version!r}; expected one of {list(RECIPES)}")
+        self.register_modules(
+            scheduler=scheduler,
+            vae=vae,
+            text_encoder=text_encoder,
+            processor=processor,
+            transformer=transformer,
+        )
+        self.register_to_config(version=version)
+        self.transformer.eval()
+        self.vae.eval()
+        self.encoder = Step1XMLLMEncoder(
+            text_encoder, processor.tokenizer, image_processor=getattr(processor, "image_processor", None)
+        )
+        self.recipe = RECIPES[version]
+        self.lora_scale = 1.0
+        self.step_cache = False
+        self.step_skipping: StepSkipping | None = None
+        self.noise_like_upstream = False
+        self.offload_device: torch.device | None = None  # set by set_offload(True)
+
+    # ---- construction and saving (model/loading.py does the file work) ----
+
+    @classmethod
+    def from_parts(
+        cls,
         transformer: Step1XEditTransformer,
         vae: AutoencoderKL,
         encoder: Step1XMLLMEncoder,
         device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
         version: str = "v1.1",
         offload: bool = False,
-    ) -> None:
-        self.transformer = transformer.eval()
-        self.vae = vae.eval()
-        self.encoder = encoder
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.cfg_truncate = CFG_TRUNCATE[version]
-        self.lora_scale = 1.0
-        self.step_cache = False
-        self.step_skipping: StepSkipping | None = None
-        self.set_offload(offload)
+    ) -> Step1XEditPipeline:
+        """A pipeline from models already in memory (the trainer's, the tests' tiny ones)."""
+        from model.loading import qwen_processor
 
-    def set_offload(self, offload: bool) -> None:
-        """Keep the three models on the CPU between uses (offload) or resident on `device`."""
-        self.offload = offload
-        home = torch.device("cpu") if offload else self.device
-        for module in (self.transformer, self.vae, self.encoder.model):
+        processor = qwen_processor(encoder.tokenizer, encoder.image_processor)
+        pipe = cls(make_scheduler(), vae, encoder.model, processor, transformer, version=version)
+        pipe.set_offload(offload, device)
+        return pipe
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, torch_dtype: torch.dtype = torch.bfloat16
+    ) -> Step1XEditPipeline:
+        """A local folder in the diffusers layout: upstream's Step1X-Edit-v1p1-diffusers or a
+        `save_pretrained` output. Nothing is downloaded; weights load from safetensors only."""
+        from model.loading import load_pipeline_folder
+
+        return load_pipeline_folder(cls, pretrained_model_name_or_path, torch_dtype)
+
+    @classmethod
+    def from_single_file(
+        cls,
+        pretrained_model_link_or_path: str | os.PathLike,
+        torch_dtype: torch.dtype = torch.bfloat16,
+        vae_path: str | os.PathLike | None = None,
+        qwen_path: str | os.PathLike | None = None,
+        transformer_config: dict | None = None,
+        **components,
+    ) -> Step1XEditPipeline:
+        """An official checkpoint (step1x-edit-i1258 / -v1p1-official.safetensors; the version is read from
+        its keys), with vae.safetensors beside it and Qwen2.5-VL-7B-Instruct/ beside it or one folder up
+        (the reference's model folder, or this project's models folder), unless given as paths or as
+        components (vae=, text_encoder=, processor=), as diffusers' from_single_file takes them.
+        transformer_config: other dimensions than the released model's (tests' tiny checkpoints)."""
+        from model.loading import load_single_file
+
+        return load_single_file(
+            cls,
+            pretrained_model_link_or_path,
+            torch_dtype,
+            vae_path,
+            qwen_path,
+            transformer_config,
+            **components,
+        )
+
+    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True) -> None:
+        """The upstream diffusers layout (model_index.json + one folder per component, safetensors); the
+        transformer in upstream's Step1XEditTransformer2DModel key names and config."""
+        from model.loading import save_pipeline_folder
+
+        if not safe_serialization:
+            raise ValueError("Step1XEditPipeline saves safetensors only (nothing pickled is written or read)")
+        save_pipeline_folder(self, save_directory)
+
+    # ---- where things run ----
+
+    @property
+    def compute_device(self) -> torch.device:
+        return self.offload_device if self.offload_device is not None else self._execution_device
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The working dtype (bf16 for the real model): the connector's, which fp8 options never change."""
+        return self.transformer.connector.global_proj_out.weight.dtype
+
+    def set_offload(self, offload: bool, device: torch.device | str | None = None) -> None:
+        """offload=True keeps the three models on the CPU and moves each to `device` only while it runs (the
+        reference's --offload); offload=False moves them to `device` and keeps them there."""
+        device = torch.device(device) if device is not None else self.compute_device
+        self.offload_device = device if offload else None
+        home = torch.device("cpu") if offload else device
+        for module in (self.transformer, self.vae, self.text_encoder):
             module.to(home)
-        if self.device.type == "cuda":
+        if device.type == "cuda":
             torch.cuda.empty_cache()
 
     @contextlib.contextmanager
     def _on_device(self, module: torch.nn.Module) -> Iterator[None]:
-        if self.offload:
-            module.to(self.device)
+        if self.offload_device is not None:
+            module.to(self.offload_device)
         try:
             yield
         finally:
-            if self.offload:
+            if self.offload_device is not None:
                 module.to("cpu")
-                if self.device.type == "cuda":
+                if self.offload_device.type == "cuda":
                     torch.cuda.empty_cache()
+
+    # ---- speed and memory options ----
 
     def load_lora(self, path: str, adapter_name: str = "edit", scale: float = 1.0) -> None:
         """Load a LoRA adapter saved by `step1x-train` (diffusers/peft safetensors) into the DiT."""
@@ -171,7 +316,7 @@ class Step1XEditSampler:
         if dit not in modes:
             raise ValueError(f"fp8 mode {dit!r}: expected one of {list(modes)}")
         if encoder:
-            fp8_linears(self.encoder.model.requires_grad_(False), Fp8Linear)
+            fp8_linears(self.text_encoder.requires_grad_(False), Fp8Linear)
         if dit == "matmul":
             fp8_base_linears(self.transformer.dit.requires_grad_(False), Fp8MatmulLinear)
         if dit not in ("dynamic", "weight_only"):
@@ -184,7 +329,7 @@ class Step1XEditSampler:
                 quantize_,
             )
         except ImportError as e:
-            raise ImportError(f"fp8 mode {dit!r} needs torchao: pip install torchao") from e
+            raise ImportError(f"fp8 mode {dit!r} needs torchao: pip install 'step1x-data[models]'") from e
         if dit == "dynamic":
             config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
         else:
@@ -227,11 +372,30 @@ class Step1XEditSampler:
     def set_attention_backend(self, backend: str) -> None:
         """A diffusers attention backend for the DiT: "native" (torch SDPA picks), "_native_cudnn",
         "_native_flash", "flash" (flash-attn package), ... The connector's two blocks keep SDPA."""
-        self.transformer.dit.set_attention_backend(backend)
+        self.transformer.set_attention_backend(backend)
 
     def compile_blocks(self, fullgraph: bool = True) -> None:
         """torch.compile each repeated DiT block class once; the first edit of each size pays compilation."""
         self.transformer.compile_repeated_blocks(fullgraph=fullgraph)
+
+    # ---- editing ----
+
+    def __call__(
+        self,
+        image: Image.Image | list[Image.Image],
+        prompt: str | list[str],
+        num_inference_steps: int = 28,
+        true_cfg_scale: float = 6.0,
+        size_level: int = 512,
+        seed: int = 42,
+        return_dict: bool = True,
+    ) -> EditResult | tuple[list[Image.Image]]:
+        """diffusers-style call: `pipe(image=..., prompt=...).images`. The negative prompt is the empty
+        instruction with the same image, as in the reference."""
+        images = [image] if isinstance(image, Image.Image) else list(image)
+        prompts = [prompt] * len(images) if isinstance(prompt, str) else list(prompt)
+        result = self.edit(images, prompts, size_level, num_inference_steps, true_cfg_scale, seed)
+        return result if return_dict else (result.images,)
 
     @torch.no_grad()
     def edit(
@@ -251,44 +415,62 @@ class Step1XEditSampler:
         out_latents: list[torch.Tensor | None] = [None] * len(images)
         for size in dict.fromkeys(sizes):
             idx = [i for i, s in enumerate(sizes) if s == size]
-            resized = [images[i].convert("RGB").resize(size, Image.LANCZOS) for i in idx]
+            resized = [images[i].convert("RGB").resize(size, self.recipe.input_resample) for i in idx]
             latents = self._edit_batch(resized, [instructions[i] for i in idx], num_steps, guidance, seed)
             decoded = self._decode(latents)
             for j, i in enumerate(idx):
-                out_images[i] = decoded[j].resize(images[i].size, Image.LANCZOS)
+                out_images[i] = decoded[j].resize(images[i].size, Image.Resampling.BICUBIC)
                 out_latents[i] = latents[j].float().cpu()
+        self.maybe_free_model_hooks()
         return EditResult(out_images, out_latents)  # type: ignore[arg-type]
+
+    def _noise(self, shape: tuple[int, ...], generators: list[torch.Generator]) -> torch.Tensor:
+        """Initial noise [B, C, h, w] in the working dtype, one draw per image from its seeded generator."""
+        noise = torch.stack([torch.randn(shape, generator=g) for g in generators])
+        return noise.to(self.compute_device, self.compute_dtype)
+
+    def _noise_like_upstream(self, shape: tuple[int, ...], batch: int, seed: int) -> torch.Tensor:
+        """The reference's draw: in the working dtype, from a generator on the GPU seeded with `seed`, one
+        image at a time (so every image of a batch gets the same noise)."""
+        device = self.compute_device
+        generator = torch.Generator(device).manual_seed(seed)
+        noise = torch.randn((1, *shape), generator=generator, device=device, dtype=self.compute_dtype)
+        return noise.repeat(batch, 1, 1, 1)
 
     def _edit_batch(
         self, images: list[Image.Image], instructions: list[str], num_steps: int, guidance: float, seed: int
     ) -> torch.Tensor:
+        device, dtype = self.compute_device, self.compute_dtype
         b = len(images)
         width, height = images[0].size
         # cond and uncond ("" with the same image) are encoded together and run as one batch of 2B
-        with self._on_device(self.encoder.model):
+        with self._on_device(self.text_encoder):
             states, mask = self.encoder(images + images, instructions + [""] * b)
-        states, mask = states.to(self.device, self.dtype), mask.to(self.device)
+        states, mask = states.to(device, dtype), mask.to(device)
 
-        # One CPU generator per item, all seeded alike: the same seed gives the same noise on any device and
-        # in any batch composition, as when the reference edits one image at a time.
         f = vae_downsample(self.vae)
         lat_h, lat_w = height // f, width // f
         grid = (lat_h // 2, lat_w // 2)
         shape = (self.vae.config.latent_channels, lat_h, lat_w)
+        # One CPU generator per item, all seeded alike: the same seed gives the same noise on any device and
+        # in any batch composition, as when the reference edits one image at a time.
         generators = [torch.Generator().manual_seed(seed) for _ in range(b)]
-        noise = torch.stack([torch.randn(shape, generator=g) for g in generators])  # [B, C, h, w]
+        noise = self._noise(shape, generators)  # [B, C, h, w]
         posterior_eps = torch.stack([torch.randn(shape, generator=g) for g in generators])
-        pixels = torch.stack([image_to_pixels(im) for im in images]).to(self.device)  # [B, 3, H, W]
-        with self._on_device(self.vae):
+        if self.noise_like_upstream:
+            noise = self._noise_like_upstream(shape, b, seed)
+        pixels = torch.stack([image_to_pixels(im) for im in images]).to(device)  # [B, 3, H, W]
+        autocast = self.recipe.encode_autocast and self.vae.dtype == torch.float32
+        with self._on_device(self.vae), torch.autocast(device.type, torch.bfloat16, enabled=autocast):
             # the reference samples the posterior (not its mode) for the reference image
-            ref = encode_images(self.vae, pixels, posterior_eps.to(self.device))  # [B, C, h, w]
-        x = pack(noise.to(self.device, self.dtype))  # [B, N, 64]
-        ref_tokens = pack(ref.to(self.dtype)).repeat(2, 1, 1)  # [2B, N, 64]
+            ref = encode_images(self.vae, pixels, posterior_eps.to(device))  # [B, C, h, w]
+        x = pack(noise)  # [B, N, 64]
+        ref_tokens = pack(ref.to(dtype)).repeat(2, 1, 1)  # [2B, N, 64]
 
-        scheduler = make_scheduler()
+        scheduler = self.scheduler
         sigmas = np.linspace(1.0, 1.0 / num_steps, num_steps)
         mu = calculate_shift(x.shape[1], 256, 4096, 0.5, 1.15)
-        scheduler.set_timesteps(sigmas=sigmas, mu=mu, device=self.device)
+        scheduler.set_timesteps(sigmas=sigmas, mu=mu, device=device)
         scheduler.set_begin_index(0)
         kwargs = {"scale": self.lora_scale}
         caching = contextlib.nullcontext()
@@ -296,7 +478,7 @@ class Step1XEditSampler:
             self.transformer.dit._reset_stateful_cache()  # residuals of the previous edit must not leak in
             caching = self.transformer.dit.cache_context("edit")
         computed: list[tuple[int, torch.Tensor]] = []  # the last two (step, guided velocity) that ran the DiT
-        with self._on_device(self.transformer), caching:
+        with self._on_device(self.transformer), caching, self.progress_bar(total=num_steps) as progress:
             for i, t in enumerate(scheduler.timesteps):
                 sigma = scheduler.sigmas[i]  # t in [0, 1]
                 if self.step_skipping is None or self.step_skipping.computes(i):
@@ -305,20 +487,40 @@ class Step1XEditSampler:
                         reference=ref_tokens,
                         mllm_states=states,
                         mllm_mask=mask,
-                        timestep=sigma.expand(2 * b).to(self.device),
+                        # the reference builds t in its latents' dtype
+                        timestep=sigma.to(device, x.dtype).expand(2 * b),
                         grid=grid,
                         joint_attention_kwargs=kwargs,
                     )
                     v_cond, v_uncond = v.chunk(2)
-                    v = damped_cfg(v_cond, v_uncond, guidance, damp=bool(sigma > self.cfg_truncate))
+                    v = damped_cfg(v_cond, v_uncond, guidance, damp=bool(sigma > self.recipe.cfg_truncate))
                     computed = [*computed[-1:], (i, v)]
                 else:
                     (i0, v0), (i1, v1) = computed
                     v = v1 + (v1 - v0) * ((i - i1) / (i1 - i0))
+                # The reference's update x + dt * v takes the wider dtype of the two: v1.1's damped (fp32)
+                # first steps leave its latents, and so t, in fp32 for the rest; v1.0 stays in bf16. The
+                # scheduler returns v's dtype. (The reference forms dt * v in bf16 on undamped steps, here
+                # in v's promoted dtype: the product's last bit may differ.)
+                v = v.to(torch.promote_types(x.dtype, v.dtype))
                 x = scheduler.step(v, t, x, return_dict=False)[0]
+                progress.update()
         return unpack(x, *grid)  # [B, C, h, w]
 
     def _decode(self, latents: torch.Tensor) -> list[Image.Image]:
         with self._on_device(self.vae):
-            pixels = decode_latents(self.vae, latents.to(self.device))
-        return [Image.fromarray(a) for a in pixels_to_uint8(pixels)]
+            pixels = decode_latents(self.vae, latents.to(self.compute_device))
+        # the reference's float -> uint8 conversion truncates (torchvision's to_pil_image)
+        return [Image.fromarray(a) for a in pixels_to_uint8(pixels, truncate=True)]
+
+
+def Step1XEditSampler(  # noqa: N802 - the name this constructor had before the sampler became a pipeline
+    transformer: Step1XEditTransformer,
+    vae: AutoencoderKL,
+    encoder: Step1XMLLMEncoder,
+    device: torch.device | str = "cpu",
+    version: str = "v1.1",
+    offload: bool = False,
+) -> Step1XEditPipeline:
+    """`Step1XEditPipeline.from_parts`, under the sampler's former name."""
+    return Step1XEditPipeline.from_parts(transformer, vae, encoder, device, version, offload)

@@ -2,7 +2,8 @@
 
 Objective (the reference recipe): x_s = (1 - s) x0 + s eps with s = shift(sigmoid(N(mean, std))), target
 eps - x0, MSE over the target tokens only; the reference latents are clean and concatenated after the
-target. Randomness of step k comes from a generator seeded by (seed, k, rank), and the data stream is a
+target, at the release's RoPE ids (v1.1: (1, r+1, c+1), where its inference places them; v1.0: the target's).
+Randomness of step k comes from a generator seeded by (seed, k, rank), and the data stream is a
 pure function of (seed, epoch), so a resumed run reaches the same weights as an uninterrupted one.
 
 Checkpoints (`OUT/checkpoint-STEP/`) are safetensors + json only: `lora/` (diffusers/peft adapter, loadable
@@ -127,6 +128,7 @@ def build_models(cfg: TrainConfig) -> tuple[Step1XEditTransformer, AutoencoderKL
         load_flux_vae,
         load_official_transformer,
         load_qwen_encoder,
+        load_transformer_folder,
         require,
         resolve_models_dir,
     )
@@ -138,9 +140,7 @@ def build_models(cfg: TrainConfig) -> tuple[Step1XEditTransformer, AutoencoderKL
         path = require(root / OFFICIAL_CHECKPOINTS[cfg.version], f"Step1X-Edit {cfg.version}")
         transformer = load_official_transformer(path, cfg.version, dtype)
     else:
-        transformer = Step1XEditTransformer.from_pretrained(
-            require(Path(cfg.init), "--init"), torch_dtype=dtype
-        )
+        transformer = load_transformer_folder(require(Path(cfg.init), "--init"), dtype)
     vae = load_flux_vae(require(root / VAE_FILE, "the Step1X-Edit VAE"))
     encoder = load_qwen_encoder(require(root / QWEN_DIR, "the Step1X-Edit MLLM encoder"))
     return transformer, vae, encoder
@@ -589,15 +589,16 @@ class Trainer:
     @torch.no_grad()
     def log_samples(self) -> None:
         """A grid source | target | prediction for the first held-out samples, to TensorBoard."""
-        from model.sampler import Step1XEditSampler
+        from model.sampler import Step1XEditPipeline
 
         acc = self.accelerator
         if not acc.is_main_process:
             return
         model = self.unwrapped()
-        sampler = Step1XEditSampler(
+        sampler = Step1XEditPipeline.from_parts(
             model, self.vae, self.features.encoder, device=acc.device, version=self.cfg.version
         )
+        sampler.set_progress_bar_config(disable=True)
         rows = []
         for i, batch in enumerate(self._val_data().epoch_batches(0)):
             if i >= self.cfg.sample_count:

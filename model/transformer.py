@@ -17,9 +17,11 @@ from diffusers.models.modeling_utils import ModelMixin
 from model.connector import Step1XConnector
 from model.latents import image_ids
 
-# First RoPE axis of the reference tokens, per released version: v1.0 reuses the target ids, v1.1 marks the
-# reference as a second "frame".
-REFERENCE_FIRST_AXIS = {"v1.0": 0, "v1.1": 1}
+# What is added to the target's RoPE ids (0, row, col) to give the reference's, per released version. v1.0
+# reuses the target ids. v1.1 starts the reference ids from ones and adds the row and column ranges
+# (the reference inference.py), so a reference token at (r, c) sits at (1, r + 1, c + 1): a second "frame",
+# also shifted by one token diagonally. Training a v1.1 model must use the same ids as its inference.
+REFERENCE_ID_OFFSET: dict[str, tuple[int, int, int]] = {"v1.0": (0, 0, 0), "v1.1": (1, 1, 1)}
 
 
 class Step1XEditTransformer(ModelMixin, ConfigMixin):
@@ -48,7 +50,7 @@ class Step1XEditTransformer(ModelMixin, ConfigMixin):
         connector_attention_head_dim: int = 128,
         connector_num_layers: int = 2,
         connector_scale_factor: bool = False,
-        reference_first_axis: int = 1,
+        reference_id_offset: tuple[int, int, int] = REFERENCE_ID_OFFSET["v1.1"],
     ) -> None:
         super().__init__()
         if connector_num_attention_heads * connector_attention_head_dim != joint_attention_dim:
@@ -77,15 +79,20 @@ class Step1XEditTransformer(ModelMixin, ConfigMixin):
     @classmethod
     def for_version(cls, version: str, **overrides: Any) -> Step1XEditTransformer:
         """The configuration of a released checkpoint ("v1.0" or "v1.1"), optionally with smaller dims."""
-        if version not in REFERENCE_FIRST_AXIS:
+        if version not in REFERENCE_ID_OFFSET:
             raise ValueError(
-                f"unknown Step1X-Edit version {version!r}; expected one of {list(REFERENCE_FIRST_AXIS)}"
+                f"unknown Step1X-Edit version {version!r}; expected one of {list(REFERENCE_ID_OFFSET)}"
             )
         return cls(
             connector_scale_factor=version == "v1.0",
-            reference_first_axis=REFERENCE_FIRST_AXIS[version],
+            reference_id_offset=REFERENCE_ID_OFFSET[version],
             **overrides,
         )
+
+    def set_attention_backend(self, backend: str) -> None:
+        """A diffusers attention backend ("native", "_native_cudnn", "flash", ...) for the DiT's blocks only:
+        the connector's refiner attends with a padding mask, which several backends do not take."""
+        self.dit.set_attention_backend(backend)
 
     def forward(
         self,
@@ -102,18 +109,23 @@ class Step1XEditTransformer(ModelMixin, ConfigMixin):
         latents [B, N, 64] noisy target tokens, reference [B, N, 64] clean reference tokens, mllm_states
         [B, T, 3584] with mllm_mask [B, T], timestep [B] in [0, 1] (t=1 is noise), grid = (H/16, W/16) with
         N = grid_h * grid_w. Returns [B, N, 64].
+
+        The timestep reaches the connector in its own dtype and the DiT rounded to the DiT's dtype, as in
+        the reference, which builds t in its latents' dtype (bf16 while they are bf16; see
+        `Step1XEditPipeline`). latents may be fp32 while reference is bf16 (v1.1's latents after its
+        first damped CFG step): they are cast to reference's dtype, as the reference's autocast does.
         """
         n = latents.shape[1]
         grid_h, grid_w = grid
         text, pooled = self.connector(mllm_states, mllm_mask, timestep)  # [B, T, 4096], [B, 768]
-        target_ids = image_ids(grid_h, grid_w, 0, latents.device)  # [N, 3]
-        ref_ids = image_ids(grid_h, grid_w, self.config.reference_first_axis, latents.device)
+        target_ids = image_ids(grid_h, grid_w, device=latents.device)  # [N, 3]
+        ref_ids = image_ids(grid_h, grid_w, tuple(self.config.reference_id_offset), latents.device)
         txt_ids = torch.zeros(text.shape[1], 3, device=latents.device)  # identity rotation for all text
         out = self.dit(
-            hidden_states=torch.cat([latents, reference], dim=1),  # [B, 2N, 64]
+            hidden_states=torch.cat([latents.to(reference.dtype), reference], dim=1),  # [B, 2N, 64]
             encoder_hidden_states=text,
             pooled_projections=pooled,
-            timestep=timestep.to(latents.dtype),
+            timestep=timestep,  # FluxTransformer2DModel casts it to the hidden states' dtype
             img_ids=torch.cat([target_ids, ref_ids], dim=0),
             txt_ids=txt_ids,
             joint_attention_kwargs=joint_attention_kwargs,

@@ -7,12 +7,17 @@ images untouched); keep or drop each sample at the thresholds, counting every dr
 Changing thresholds never calls the judge again: rows already scored by the same judge are reused from the
 manifest, and the MLLM judge's answers are in its on-disk cache. Rows that failed are judged again (a timeout
 may have passed; an unparseable answer comes back from the cache at no cost).
+
+With a second judge (`--judge2`), both score every sample and a sample is kept only when both keep it; one
+that only one judge keeps is dropped as `judges_disagree`, and the view counts how often each judge alone
+kept a sample. The second judge's scores go into the manifests beside the first's (JUDGE2_COLUMNS).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import time
 from collections import Counter, deque
@@ -31,8 +36,9 @@ from rich.console import Console
 
 from annotators.judge.heuristic import HeuristicJudge, NearDuplicateIndex, Signature
 from annotators.judge.result import JudgeResult
-from annotators.mllm.client import MLLMClient, MLLMConfig, served_model
-from annotators.mllm.judge import VIEScoreJudge
+from annotators.judge.spec import JUDGE_KINDS, BuiltJudge, JudgeSpec, build_judge
+from annotators.mllm.protocols import PROTOCOLS
+from pipelines.judge_agreement import cohen_kappa
 from pipelines.shards import RunFolder
 from pipelines.views import (
     commit_json,
@@ -54,6 +60,20 @@ JUDGE_SCHEMA = pa.schema(
         ("judge_reason", pa.string()),
         ("judge_details", pa.string()),
         ("near_dup_of", pa.string()),
+    ]
+)
+# The second judge's columns, written only by a two-judge filter (and dropped by a one-judge filter, so a
+# manifest always holds the scores of its last filter).
+JUDGE2_COLUMNS = ["judge2", "sc2", "pq2", "o2", "judge2_status", "judge2_reason", "judge2_details"]
+JUDGE2_SCHEMA = pa.schema(
+    [
+        ("judge2", pa.string()),
+        ("sc2", pa.float64()),
+        ("pq2", pa.float64()),
+        ("o2", pa.float64()),
+        ("judge2_status", pa.string()),
+        ("judge2_reason", pa.string()),
+        ("judge2_details", pa.string()),
     ]
 )
 REJECTED_SCHEMA = pa.schema(
@@ -137,18 +157,6 @@ def thresholds_file(option: str | None, judge_kind: str) -> Path | None:
     return CALIBRATED_THRESHOLDS if judge_kind == "heuristic" and not explicit else None
 
 
-def decision(row: dict[str, Any], limits: Thresholds, keep_near_dups: bool) -> str | None:
-    """None to keep the sample, else the reason it is dropped."""
-    if row["judge_status"] != "ok":
-        return "judge_failed"
-    if row["near_dup_of"] and not keep_near_dups:
-        return "near_duplicate"
-    for score, limit in (("sc", limits.min_sc), ("pq", limits.min_pq), ("o", limits.min_o)):
-        if row[score] < limit:
-            return f"below_min_{score}"
-    return None
-
-
 def _decode(data: bytes, mode: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert(mode))
 
@@ -187,6 +195,10 @@ class SampleJudge(Protocol):
 
     def __call__(self, sample: Sample) -> JudgeResult: ...
 
+    def to_record(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
 
 class HeuristicSampleJudge:
     def __init__(self) -> None:
@@ -197,16 +209,34 @@ class HeuristicSampleJudge:
         instruction = json.loads(sample.members["json"]).get("instruction") or {}
         return self._judge.judge(sample.source, sample.target, instruction)
 
+    def to_record(self) -> dict[str, Any]:
+        return {"name": self.name}
 
-class MLLMSampleJudge:
-    def __init__(self, client: MLLMClient, language: str) -> None:
-        self._judge = VIEScoreJudge(client, language=language)  # type: ignore[arg-type]
-        self.name = self._judge.name
+    def close(self) -> None:
+        pass
+
+
+class EditSampleJudge:
+    """A judge that reads the instruction (an MLLM under a protocol, or EditReward)."""
+
+    def __init__(self, built: BuiltJudge) -> None:
+        self._built = built
+        self.name = built.judge.name
 
     def __call__(self, sample: Sample) -> JudgeResult:
         # The stored files go as they are; the client re-encodes them to its bounded JPEG only if needed.
         instruction = json.loads(sample.members["json"]).get("instruction") or {}
-        return self._judge.judge(_member(sample.members, "src"), _member(sample.members, "tgt"), instruction)
+        source, target = _member(sample.members, "src"), _member(sample.members, "tgt")
+        return self._built.judge.judge(source, target, instruction)
+
+    def to_record(self) -> dict[str, Any]:
+        record = self._built.judge.to_record()
+        if (client := self._built.client) is not None:
+            record |= {"config": client.config.to_record(), "usage": client.usage.to_record()}
+        return record
+
+    def close(self) -> None:
+        self._built.close()
 
 
 def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
@@ -225,11 +255,12 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
 class FilterReport:
     read: int
     kept: int
-    judged: int  # samples sent to the judge this time (the rest reused the manifest's scores)
+    judged: int  # samples sent to the (first) judge this time (the rest reused the manifest's scores)
     dropped: dict[str, int]
     view: str
     seconds: float
     judge: dict[str, Any]
+    agreement: dict[str, Any] | None = None  # with two judges: how often they agreed on keeping a sample
 
 
 def _judged_row(judge_name: str, result: JudgeResult, near_dup_of: str | None) -> dict[str, Any]:
@@ -245,6 +276,63 @@ def _judged_row(judge_name: str, result: JudgeResult, near_dup_of: str | None) -
     }
 
 
+def _second_row(judge_name: str, result: JudgeResult) -> dict[str, Any]:
+    first = _judged_row(judge_name, result, None)
+    return {second: first[name] for name, second in zip(JUDGE_COLUMNS, JUDGE2_COLUMNS, strict=False)}
+
+
+def _below(row: dict[str, Any], limits: Thresholds, suffix: str = "") -> str | None:
+    for score, limit in (("sc", limits.min_sc), ("pq", limits.min_pq), ("o", limits.min_o)):
+        if row[score + suffix] < limit:
+            return f"below_min_{score}"
+    return None
+
+
+def decision(
+    row: dict[str, Any], limits: Thresholds, keep_near_dups: bool, two_judges: bool = False
+) -> str | None:
+    """None to keep the sample, else the reason it is dropped.
+
+    With two judges a sample is kept when both keep it; when only one does, the reason is judges_disagree;
+    when neither does, it is the first judge's reason.
+    """
+    if row["judge_status"] != "ok":
+        return "judge_failed"
+    if two_judges and row["judge2_status"] != "ok":
+        return "judge2_failed"
+    if row["near_dup_of"] and not keep_near_dups:
+        return "near_duplicate"
+    first = _below(row, limits)
+    if not two_judges:
+        return first
+    second = _below(row, limits, "2")
+    if (first is None) != (second is None):
+        return "judges_disagree"
+    return first
+
+
+def agreement_counts(rows: list[dict[str, Any]], thresholds: ThresholdTable) -> dict[str, Any]:
+    """How the two judges' keep/drop decisions compare, over the samples both judged (near-duplicates
+    included: this describes the judges, not the view)."""
+    first, second = [], []
+    for row in rows:
+        if row["judge_status"] == "ok" and row["judge2_status"] == "ok":
+            limits = thresholds.for_task(row["task"])
+            first.append(_below(row, limits) is None)
+            second.append(_below(row, limits, "2") is None)
+    a, b = np.array(first, bool), np.array(second, bool)
+    kappa = cohen_kappa(a, b) if len(a) else float("nan")
+    return {
+        "judged_by_both": len(a),
+        "both_keep": int(np.sum(a & b)),
+        "both_drop": int(np.sum(~a & ~b)),
+        "only_first_keeps": int(np.sum(a & ~b)),
+        "only_second_keeps": int(np.sum(~a & b)),
+        # undefined (NaN) when the decisions are constant: written as null, JSON has no NaN
+        "kappa": None if math.isnan(kappa) else round(kappa, 4),
+    }
+
+
 def filter_run(
     folder: RunFolder,
     judge: SampleJudge,
@@ -255,15 +343,22 @@ def filter_run(
     keep_near_dups: bool = False,
     rejudge: bool = False,
     workers: int = 4,
-    client: MLLMClient | None = None,
+    judge2: SampleJudge | None = None,
 ) -> FilterReport:
     start = time.perf_counter()
     manifests = manifest_paths(folder)
     if not manifests:
         raise click.ClickException(f"{folder.url}: no committed shards (shards/shard-*.parquet)")
+    if judge2 is not None and judge2.name == judge.name:
+        raise click.UsageError(f"the two judges are the same ({judge.name}): they could only agree")
+    columns = list(zip(JUDGE_COLUMNS, JUDGE_SCHEMA, strict=True))
+    if judge2 is not None:
+        columns += list(zip(JUDGE2_COLUMNS, JUDGE2_SCHEMA, strict=True))
+    schema = pa.schema([f for _, f in columns])
     dups = NearDuplicateIndex()
     kept_tables: list[pa.Table] = []
     rejected: list[dict[str, Any]] = []
+    judged_rows: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
     read = judged = 0
     for manifest_path in manifests:
@@ -273,26 +368,36 @@ def filter_run(
         previous = {
             r["id"]: r for r in rows if r.get("judge") == judge.name and r.get("judge_status") == "ok"
         }
+        previous2 = {
+            r["id"]: r
+            for r in rows
+            if judge2 is not None and r.get("judge2") == judge2.name and r.get("judge2_status") == "ok"
+        }
         tar_path = manifest_path.removesuffix(".parquet") + ".tar"
         by_id: dict[str, dict[str, Any]] = {}
 
         def work(
-            members: dict[str, Any], previous: dict[str, dict[str, Any]] = previous
-        ) -> tuple[str, Signature | None, JudgeResult | None]:
+            members: dict[str, Any],
+            previous: dict[str, dict[str, Any]] = previous,
+            previous2: dict[str, dict[str, Any]] = previous2,
+        ) -> tuple[str, Signature | None, JudgeResult | None, JudgeResult | None]:
             try:
                 sample = Sample.read(members)
             except (OSError, ValueError, KeyError) as err:
                 # A member that is missing or does not decode, or images of two sizes: a verdict on this
                 # sample (judge_failed, with the reason), not a reason to stop judging the run.
                 detail = {"error": f"{type(err).__name__}: {err}"}
-                return members["__key__"], None, JudgeResult.failed("unreadable_sample", detail)
+                failed = JudgeResult.failed("unreadable_sample", detail)
+                return members["__key__"], None, failed, failed
             signature = Signature.of(sample.source, sample.target)
-            if sample.key in previous and not rejudge:
-                return sample.key, signature, None
-            return sample.key, signature, judge(sample)
+            first = None if sample.key in previous and not rejudge else judge(sample)
+            second = None
+            if judge2 is not None and (sample.key not in previous2 or rejudge):
+                second = judge2(sample)
+            return sample.key, signature, first, second
 
         samples = iter_tar_samples(folder, tar_path) if rows else iter(())
-        for key, signature, result in bounded_map(work, samples, workers):
+        for key, signature, result, result2 in bounded_map(work, samples, workers):
             # Signatures are registered in tar order, so "the first of a duplicate group" is stable.
             dup_of = dups.add(key, signature) if signature is not None else None
             if result is None:
@@ -300,21 +405,32 @@ def filter_run(
             else:
                 judged += 1
                 by_id[key] = _judged_row(judge.name, result, dup_of)
+            if judge2 is not None:
+                reused = result2 is None
+                by_id[key] |= (
+                    {c: previous2[key][c] for c in JUDGE2_COLUMNS}
+                    if reused
+                    else _second_row(judge2.name, result2)  # type: ignore[arg-type]
+                )
         missing = [r["id"] for r in rows if r["id"] not in by_id]
         if missing:
             raise click.ClickException(
                 f"{manifest_path}: {len(missing)} manifest ids missing from the tar, e.g. {missing[0]}"
             )
-        judge_table = pa.Table.from_pylist([by_id[r["id"]] for r in rows], schema=JUDGE_SCHEMA)
-        base = table.drop_columns([c for c in JUDGE_COLUMNS if c in table.column_names])
-        for name in JUDGE_COLUMNS:
-            base = base.append_column(JUDGE_SCHEMA.field(name), judge_table.column(name))
+        judge_table = pa.Table.from_pylist([by_id[r["id"]] for r in rows], schema=schema)
+        # The second judge's columns of an earlier two-judge filter go too: a manifest holds the scores of
+        # its last filter only.
+        base = table.drop_columns([c for c in JUDGE_COLUMNS + JUDGE2_COLUMNS if c in table.column_names])
+        for name, field_ in columns:
+            base = base.append_column(field_, judge_table.column(name))
         if not base.equals(table):  # a re-filter at new thresholds leaves the manifests untouched
             commit_parquet(folder, base, "shards", manifest_name)
         keep_mask = []
         for row in base.to_pylist():
             read += 1
-            reason = decision(row, thresholds.for_task(row["task"]), keep_near_dups)
+            if judge2 is not None:
+                judged_rows.append(row)
+            reason = decision(row, thresholds.for_task(row["task"]), keep_near_dups, judge2 is not None)
             keep_mask.append(reason is None)
             if reason is not None:
                 dropped[reason] += 1
@@ -323,9 +439,7 @@ def filter_run(
         console.log(f"{manifest_name}: {len(rows)} samples, {sum(keep_mask)} kept")
 
     kept = pa.concat_tables(kept_tables, promote_options="permissive")
-    judge_record: dict[str, Any] = {"name": judge.name, "view": view, "judged": judged}
-    if client is not None:
-        judge_record |= {"config": client.config.to_record(), "usage": client.usage.to_record()}
+    judge_record: dict[str, Any] = {"view": view, "judged": judged} | judge.to_record()
     seconds = time.perf_counter() - start
     meta = {
         "judge": judge.name,
@@ -337,6 +451,11 @@ def filter_run(
         "seconds": round(seconds, 3),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    agreement = None
+    if judge2 is not None:
+        agreement = agreement_counts(judged_rows, thresholds)
+        judge_record["judge2"] = judge2.to_record()
+        meta |= {"judge2": judge2.name, "agreement": agreement}
     view_dir = write_view(
         folder, view, kept, pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA), meta, reshard, shard_size
     )
@@ -349,6 +468,7 @@ def filter_run(
         view=view_dir,
         seconds=seconds,
         judge=judge_record,
+        agreement=agreement,
     )
 
 
@@ -367,15 +487,28 @@ def _record_in_run_json(folder: RunFolder, judge_record: dict[str, Any]) -> None
     commit_json(folder, data, "run.json")
 
 
+def make_sample_judge(spec: JudgeSpec, language: str, option: str) -> SampleJudge:
+    """The filter's judge for a spec; a configuration error is one line naming the option."""
+    if spec.kind == "heuristic":
+        return HeuristicSampleJudge()
+    try:
+        spec.check(option)
+        return EditSampleJudge(build_judge(spec, language))  # type: ignore[arg-type]
+    except (ValueError, FileNotFoundError) as err:
+        hint = f" ({option}-model)" if "serves" in str(err) else ""
+        raise click.UsageError(f"{err}{hint}") from None
+
+
 @click.command("filter")
 @click.argument("run")
 @click.option(
     "--judge",
     "judge_kind",
-    type=click.Choice(["heuristic", "openai"]),
+    type=click.Choice(JUDGE_KINDS),
     default="heuristic",
     show_default=True,
-    help="heuristic: offline pixel measurements; openai: VIEScore through an OpenAI-compatible server.",
+    help="heuristic: offline pixel measurements; openai: an MLLM through an OpenAI-compatible server, "
+    "under --judge-protocol; editreward: the EditReward reward model on this machine (--editreward-dir).",
 )
 @click.option(
     "--judge-url", envvar="STEP1X_JUDGE_URL", help="Base URL of the server, e.g. http://vllm:8000/v1."
@@ -385,6 +518,36 @@ def _record_in_run_json(folder: RunFolder, judge_record: dict[str, Any]) -> None
     envvar="STEP1X_JUDGE_MODEL",
     help="Model name served there [default: the server's only model].",
 )
+@click.option(
+    "--judge-protocol",
+    type=click.Choice(PROTOCOLS),
+    help="[default: viescore] viescore: VIEScore's questions in English or Chinese, 0-10; gedit: "
+    "GEdit-Bench's exact English prompt; editscore: EditScore's prompt and sampling (a vLLM server with its "
+    "LoRA), 0-25 mapped to 0-10.",
+)
+@click.option("--judge-passes", type=int, help="Answers averaged per question (editscore) [default: 1].")
+@click.option(
+    "--judge2",
+    "judge2_kind",
+    type=click.Choice(JUDGE_KINDS),
+    help="A second judge: a sample is kept only when both judges keep it.",
+)
+@click.option("--judge2-url", help="Server of the second judge [default: --judge-url].")
+@click.option("--judge2-model", help="Model of the second judge [default: the server's only model].")
+@click.option("--judge2-protocol", type=click.Choice(PROTOCOLS), help="[default: viescore]")
+@click.option("--judge2-passes", type=int, help="Answers averaged per question by the second judge.")
+@click.option(
+    "--editreward-dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="EditReward checkpoint folder (model.safetensors), for a judge 'editreward'.",
+)
+@click.option(
+    "--editreward-base",
+    type=click.Path(exists=True, file_okay=False),
+    envvar="STEP1X_EDITREWARD_BASE",
+    help="The Qwen2.5-VL-7B-Instruct folder EditReward was trained from (config, tokenizer, processor).",
+)
+@click.option("--editreward-device", help="Where EditReward runs [default: cuda if available, else cpu].")
 @click.option(
     "--api-key-env",
     default="OPENAI_API_KEY",
@@ -396,7 +559,7 @@ def _record_in_run_json(folder: RunFolder, judge_record: dict[str, Any]) -> None
     type=click.Choice(["en", "zh"]),
     default="en",
     show_default=True,
-    help="Which instruction is judged; the prompt is in the same language.",
+    help="Which instruction is judged; the prompt is in the same language where the protocol has one.",
 )
 @click.option("--concurrency", default=8, show_default=True, help="Requests in flight to the server.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds per request.")
@@ -412,8 +575,9 @@ def _record_in_run_json(folder: RunFolder, judge_record: dict[str, Any]) -> None
 @click.option(
     "--thresholds",
     "thresholds_path",
-    help="YAML of per-task thresholds overriding the --min-* values, or 'none'. Default for the heuristic "
-    "judge when no --min-* is given: the calibrated annotators/judge/thresholds.yaml.",
+    help="YAML of per-task thresholds overriding the --min-* values (both judges are held to them), or "
+    "'none'. Default for the heuristic judge when no --min-* is given: the calibrated "
+    "annotators/judge/thresholds.yaml.",
 )
 @click.option("--view", default="kept", show_default=True, help="Writes RUN/views/NAME/.")
 @click.option("--reshard", is_flag=True, help="Also write tars of the kept samples under the view.")
@@ -426,6 +590,16 @@ def filter_command(
     judge_kind: str,
     judge_url: str | None,
     judge_model: str | None,
+    judge_protocol: str | None,
+    judge_passes: int | None,
+    judge2_kind: str | None,
+    judge2_url: str | None,
+    judge2_model: str | None,
+    judge2_protocol: str | None,
+    judge2_passes: int | None,
+    editreward_dir: str | None,
+    editreward_base: str | None,
+    editreward_device: str | None,
     api_key_env: str,
     judge_language: str,
     concurrency: int,
@@ -451,36 +625,31 @@ def filter_command(
     thresholds = ThresholdTable.load(
         Thresholds(min_sc, min_pq, min_o), thresholds_file(thresholds_path, judge_kind)
     )
-    client: MLLMClient | None = None
-    judge: SampleJudge
-    if judge_kind == "openai":
-        if not judge_url:
-            raise click.UsageError("--judge openai needs --judge-url")
-        if not judge_model:
-            try:
-                judge_model = served_model(judge_url, api_key_env, timeout)
-            except ValueError as err:
-                raise click.UsageError(f"{err} (--judge-model)") from None
-        client = MLLMClient(
-            MLLMConfig(
-                base_url=judge_url,
-                model=judge_model,
-                api_key_env=api_key_env,
-                timeout_s=timeout,
-                max_retries=max_retries,
-                concurrency=concurrency,
-                cache_dir=str(cache_dir or default_cache_dir(folder)),
-            )
-        )
-        judge = MLLMSampleJudge(client, judge_language)
+    shared: dict[str, Any] = {
+        "api_key_env": api_key_env,
+        "concurrency": concurrency,
+        "timeout_s": timeout,
+        "max_retries": max_retries,
+        "cache_dir": str(cache_dir or default_cache_dir(folder)),
+        "model_dir": editreward_dir,
+        "base_dir": editreward_base,
+        "device": editreward_device,
+    }
+    protocol = judge_protocol or ("viescore" if judge_kind == "openai" else None)
+    spec = JudgeSpec(judge_kind, judge_url, judge_model, protocol, judge_passes, **shared)  # type: ignore[arg-type]
+    judges = [make_sample_judge(spec, judge_language, "--judge")]
+    if judge2_kind is not None:
+        url2 = judge2_url or judge_url
+        protocol2 = judge2_protocol or ("viescore" if judge2_kind == "openai" else None)
+        spec2 = JudgeSpec(judge2_kind, url2, judge2_model, protocol2, judge2_passes, **shared)  # type: ignore[arg-type]
+        judges.append(make_sample_judge(spec2, judge_language, "--judge2"))
+    if "openai" in (judge_kind, judge2_kind):
         # Threads beyond the request limit would only wait on it; fewer would leave the server idle.
         workers = max(workers, concurrency)
-    else:
-        judge = HeuristicSampleJudge()
     try:
         report = filter_run(
             folder,
-            judge,
+            judges[0],
             thresholds,
             view=view,
             reshard=reshard,
@@ -488,13 +657,16 @@ def filter_command(
             keep_near_dups=keep_near_dups,
             rejudge=rejudge,
             workers=workers,
-            client=client,
+            judge2=judges[1] if len(judges) > 1 else None,
         )
     finally:
-        if client is not None:
-            client.close()
+        for judge in judges:
+            judge.close()
     console.print(f"[bold]{report.kept}[/] of {report.read} kept ({report.judged} judged now): {report.view}")
     for reason, n in sorted(report.dropped.items()):
         console.print(f"  dropped {n:6d}  {reason}")
-    if client is not None:
-        console.print(f"  judge usage: {json.dumps(report.judge['usage'])}")
+    if report.agreement is not None:
+        console.print(f"  judges' keep decisions: {json.dumps(report.agreement)}")
+    for record in (report.judge, report.judge.get("judge2", {})):
+        if "usage" in record:
+            console.print(f"  {record['name']} usage: {json.dumps(record['usage'])}")

@@ -232,11 +232,15 @@ def work_items(
 
 
 def run(
-    config: RunConfig, executor: str = "ray", on_progress: Callable[[RunSummary, int], None] | None = None
+    config: RunConfig,
+    executor: str = "ray",
+    on_progress: Callable[[RunSummary, int], None] | None = None,
+    on_item: Callable[[WorkItem, RunSummary, int], None] | None = None,
 ) -> RunSummary:
     """Make the run's samples. Raises RunError before any work for bad settings, and after committing
     everything already made when a step fails on a source (or, under --max-error-rate, when errors exceed
-    that rate at the end)."""
+    that rate at the end). `on_progress(summary, todo)` after each new item; `on_item(item, summary,
+    todo)` too, with the item itself (its step timings, for pipelines.progress)."""
     started = time.time()
     if executor not in ("ray", "local"):
         raise RunError(f"unknown executor {executor!r} (ray or local)")
@@ -303,6 +307,8 @@ def run(
             if len(shards.committed) > committed_before:
                 rejects.flush()  # keep the rejects as durable as the shards they sit beside
         summary.seconds = time.time() - started
+        if on_item:
+            on_item(item, summary, todo)
         if on_progress:
             on_progress(summary, todo)
         if config.limit is not None and new_items >= config.limit:

@@ -27,6 +27,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 from pipelines.shards import RunFolder, record_json
 
 VIEW_ID_COLUMNS = ["id", "shard", "task", "sc", "pq", "o"]
+SECOND_JUDGE_ID_COLUMNS = ["sc2", "pq2", "o2"]  # in ids.parquet when the view was made by two judges
 
 
 def manifest_paths(folder: RunFolder) -> list[str]:
@@ -93,6 +94,8 @@ def _reshard(folder: RunFolder, kept: pa.Table, out_dir: Path, shard_size: int) 
             record = json.loads(sample["json"])
             row = rows_by_id[key]
             record["judge"] = {k: row[k] for k in ("judge", "sc", "pq", "o", "judge_status")}
+            if "judge2" in row:
+                record["judge2"] = {k: row[k] for k in ("judge2", "sc2", "pq2", "o2", "judge2_status")}
             members = {k: v for k, v in sample.items() if not k.startswith("__") or k == "__key__"}
             members["json"] = record_json(record).encode("utf-8")
             buffer.append(members)
@@ -117,7 +120,7 @@ def write_view(
     Local runs swap the folder in with renames, so readers never see half a view. Remote stores have no
     folder rename: the old view is removed and the new one uploaded, and a reader in between finds none.
     `kept` holds full manifest rows (with judge columns) of the kept samples; `rejected` holds id, shard,
-    task, reason and scores.
+    task, reason and the first judge's scores.
     """
     if folder.local:
         views = Path(folder.path("views"))
@@ -127,7 +130,8 @@ def write_view(
         staging = Path(tempfile.mkdtemp(prefix=f"step1x-view-{name}-"))
     final = folder.path("views", name)
     try:
-        pq.write_table(kept.select(VIEW_ID_COLUMNS), staging / "ids.parquet")
+        second = [c for c in SECOND_JUDGE_ID_COLUMNS if c in kept.column_names]
+        pq.write_table(kept.select(VIEW_ID_COLUMNS + second), staging / "ids.parquet")
         pq.write_table(rejected, staging / "rejected.parquet")
         if reshard:
             meta = {**meta, "shards": _reshard(folder, kept, staging / "shards", shard_size)}

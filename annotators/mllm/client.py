@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -50,6 +51,29 @@ class MLLMConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings of one request; None leaves the server's default (temperature: the config's).
+
+    `top_k` is not an OpenAI parameter: it goes in the request's extra body, which vLLM and SGLang read.
+    `seed` makes a sampled answer repeatable on servers that honour it (vLLM does, per request).
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+
+    def key_fields(self) -> dict[str, Any]:
+        """The settings beyond temperature that change the answer, for the cache key (none: no field)."""
+        fields = {"top_p": self.top_p, "top_k": self.top_k, "seed": self.seed}
+        return {k: v for k, v in fields.items() if v is not None}
+
+
+# One user turn as an ordered list of parts: text (str) and encoded images (bytes).
+Part = str | bytes
+
+
 @dataclass
 class ChatAnswer:
     text: str | None
@@ -57,6 +81,7 @@ class ChatAnswer:
     cached: bool = False
     tokens_in: int = 0
     tokens_out: int = 0
+    served_model: str | None = None  # the model name the server put in its answer (its version, if any)
 
     @property
     def ok(self) -> bool:
@@ -196,17 +221,25 @@ class MLLMClient:
     ) -> ChatAnswer:
         """One user turn: the prompt text, then the images (encoded image files, any format), in order.
 
-        Images that are not already a JPEG within `max_area` are re-encoded (`bounded`), so every caller
-        sends bounded JPEGs; a caller that sends one image several times calls `bounded` once itself.
         `extra` enters the cache key only (attempt number, candidate index) so that a deliberate second
         question with the same prompt is not answered from the cache. `temperature` overrides the config's
         (the instruction writer samples several candidates; the judge stays greedy).
         """
+        return self.ask([prompt, *images], extra, Sampling(temperature=temperature))
+
+    def ask(
+        self, parts: Sequence[Part], extra: dict[str, Any] | None = None, sampling: Sampling | None = None
+    ) -> ChatAnswer:
+        """One user turn made of `parts` in order: text (str) and encoded images (bytes).
+
+        Images that are not already a JPEG within `max_area` are re-encoded (`bounded`), so every caller
+        sends bounded JPEGs; a caller that sends one image several times calls `bounded` once itself.
+        """
         self.usage.add(calls=1)
-        images = [self.bounded(image) for image in images]
-        temperature = self.config.temperature if temperature is None else temperature
-        image_hashes = [hashlib.sha256(b).hexdigest() for b in images]
-        key = cache_key(self.config.model, prompt, image_hashes, {**(extra or {}), "t": temperature})
+        sampling = sampling or Sampling()
+        parts = [p if isinstance(p, str) else self.bounded(p) for p in parts]
+        temperature = self.config.temperature if sampling.temperature is None else sampling.temperature
+        key = self._key(parts, {**(extra or {}), "t": temperature, **sampling.key_fields()})
         # One thread per key at a time: the same question on its way from another thread (the inverse pairs
         # of one photo share a target, so their PQ questions are identical) is waited for, not asked again.
         # The owner reads the cache itself, and leaves only once the answer is stored there, so no later
@@ -221,7 +254,8 @@ class MLLMClient:
             self.usage.add(cache_hits=1)
             return replace(answer, cached=answer.ok)
         try:
-            answer = self._from_cache(key) or self._request(key, prompt, images, temperature)
+            sampling = replace(sampling, temperature=temperature)
+            answer = self._from_cache(key) or self._request(key, parts, sampling)
             pending.set_result(answer)
             return answer
         except BaseException as err:
@@ -231,27 +265,51 @@ class MLLMClient:
             with self._in_flight_lock:
                 del self._in_flight[key]
 
+    def _key(self, parts: list[Part], extra: dict[str, Any]) -> str:
+        texts = [p for p in parts if isinstance(p, str)]
+        image_hashes = [hashlib.sha256(p).hexdigest() for p in parts if not isinstance(p, str)]
+        layout = "".join("t" if isinstance(p, str) else "i" for p in parts)
+        if layout != "t" + "i" * len(image_hashes):
+            # Any order other than one text then the images: the order is part of the question. The plain
+            # layout keeps the key it always had, so existing caches stay valid.
+            extra = {**extra, "layout": layout}
+        return cache_key(self.config.model, "\n".join(texts), image_hashes, extra)
+
     def _from_cache(self, key: str) -> ChatAnswer | None:
         if self.cache is None or (hit := self.cache.get(key)) is None:
             return None
         self.usage.add(cache_hits=1)
         return ChatAnswer(
-            text=hit["text"], cached=True, tokens_in=hit["tokens_in"], tokens_out=hit["tokens_out"]
+            text=hit["text"],
+            cached=True,
+            tokens_in=hit["tokens_in"],
+            tokens_out=hit["tokens_out"],
+            served_model=hit.get("served_model"),
         )
 
-    def _request(self, key: str, prompt: str, images: list[bytes], temperature: float) -> ChatAnswer:
-        content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
-        for jpeg in images:
-            b64 = base64.b64encode(jpeg).decode("ascii")
-            content.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{b64}"}})
+    def _request(self, key: str, parts: list[Part], sampling: Sampling) -> ChatAnswer:
+        content: list[dict[str, Any]] = []
+        for part in parts:
+            if isinstance(part, str):
+                content.append({"type": "text", "text": part})
+            else:
+                b64 = base64.b64encode(part).decode("ascii")
+                content.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{b64}"}})
+        options: dict[str, Any] = {"temperature": sampling.temperature}
+        if sampling.top_p is not None:
+            options["top_p"] = sampling.top_p
+        if sampling.seed is not None:
+            options["seed"] = sampling.seed
+        if sampling.top_k is not None:
+            options["extra_body"] = {"top_k": sampling.top_k}
         start = time.perf_counter()
         try:
             with self._slots:
                 completion = self._openai.chat.completions.create(
                     model=self.config.model,
                     messages=[{"role": "user", "content": content}],
-                    temperature=temperature,
                     max_tokens=self.config.max_tokens,
+                    **options,
                 )
         except openai.APITimeoutError:
             return self._failed("timeout", start)
@@ -267,12 +325,11 @@ class MLLMClient:
         tokens_in = completion.usage.prompt_tokens if completion.usage else 0
         tokens_out = completion.usage.completion_tokens if completion.usage else 0
         self.usage.add(tokens_in=tokens_in, tokens_out=tokens_out)
+        served = completion.model or None
         if self.cache is not None:
-            self.cache.put(
-                key,
-                {"model": self.config.model, "text": text, "tokens_in": tokens_in, "tokens_out": tokens_out},
-            )
-        return ChatAnswer(text=text, tokens_in=tokens_in, tokens_out=tokens_out)
+            stored = {"model": self.config.model, "text": text, "served_model": served}
+            self.cache.put(key, stored | {"tokens_in": tokens_in, "tokens_out": tokens_out})
+        return ChatAnswer(text=text, tokens_in=tokens_in, tokens_out=tokens_out, served_model=served)
 
     def bounded(self, image: bytes) -> BoundedJpeg:
         """The image as this client sends it: an RGB JPEG within `max_area` (the same bytes if it is one)."""

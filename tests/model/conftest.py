@@ -34,3 +34,13 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("features")
+
+
+@pytest.fixture
+def keep_torch_threads():
+    """Restores torch's thread count after a test that runs `step1x-edit --tiny` (it sets one thread)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

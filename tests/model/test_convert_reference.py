@@ -1,6 +1,7 @@
 """A tiny model written in the official Step1X-Edit key layout converts with no missing/unexpected key, and
 our diffusers-based transformer reproduces a direct implementation of the documented math
-(shared/reference/step1x_model.md §2-3), for both released versions."""
+(shared/reference/step1x_model.md §2-3) with the position ids built by the reference inference.py's rule,
+for both released versions; the same weights in upstream's diffusers layout load to the same model."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.convert import convert_official_state_dict
-from model.latents import image_ids
+from model.convert import (
+    convert_official_state_dict,
+    from_diffusers_state_dict,
+    to_diffusers_state_dict,
+)
 from model.transformer import Step1XEditTransformer
 
 HIDDEN, HEADS, HEAD_DIM, AXES = 32, 2, 16, (4, 6, 6)
-IN, CTX, VEC, MLLM, CONN_HEADS = 16, 32, 16, 24, 2
+IN, CTX, VEC, MLLM, CONN_HEADS = 16, 32, 16, 32, 2  # MLLM: the tiny Qwen2.5-VL width
 DEPTH, DEPTH_SINGLE, REFINER_DEPTH = 2, 2, 2
 MLP = 4 * HIDDEN
 
@@ -146,15 +150,28 @@ def reference_connector(sd, x, mask, t, version):
     return h, y
 
 
-def reference_forward(sd, latents, reference, x, mask, t, grid, version, ref_axis=None):
+def upstream_image_ids(version: str, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(target ids, reference ids) [h*w, 3] as the reference inference.py's prepare() builds them: the target
+    from zeros, the reference from zeros (v1.0) or ones (v1.1), then the row and column ranges added."""
+    img_ids = torch.zeros(h, w, 3)
+    img_ids[..., 1] = img_ids[..., 1] + torch.arange(h)[:, None]
+    img_ids[..., 2] = img_ids[..., 2] + torch.arange(w)[None, :]
+    ref_ids = torch.zeros(h, w, 3) if version == "v1.0" else torch.ones(h, w, 3)
+    ref_ids[..., 1] = ref_ids[..., 1] + torch.arange(h)[:, None]
+    ref_ids[..., 2] = ref_ids[..., 2] + torch.arange(w)[None, :]
+    return img_ids.reshape(h * w, 3), ref_ids.reshape(h * w, 3)
+
+
+def reference_forward(sd, latents, reference, x, mask, t, grid, version, ids_version=None):
+    """The documented forward; ids_version picks another release's position ids (default: version's)."""
     txt_tokens, y = reference_connector(sd, x, mask, t, version)
     n = latents.shape[1]
     img = _lin(sd, "img_in", torch.cat([latents, reference], 1))
     txt = _lin(sd, "txt_in", txt_tokens)
     mlp_embed = lambda name, v: _lin(sd, f"{name}.out_layer", F.silu(_lin(sd, f"{name}.in_layer", v)))  # noqa: E731
     vec = mlp_embed("time_in", _sinusoid(1000 * t)) + mlp_embed("vector_in", y)
-    ref_axis = {"v1.0": 0, "v1.1": 1}[version] if ref_axis is None else ref_axis
-    ids = torch.cat([torch.zeros(txt.shape[1], 3), image_ids(*grid, 0), image_ids(*grid, ref_axis)])
+    img_ids, ref_ids = upstream_image_ids(ids_version or version, *grid)
+    ids = torch.cat([torch.zeros(txt.shape[1], 3), img_ids, ref_ids])
     cos, sin = _rope(ids)
     gelu = lambda v: F.gelu(v, approximate="tanh")  # noqa: E731
     T = txt.shape[1]
@@ -241,10 +258,10 @@ def test_official_layout_converts_and_matches_reference(version: str) -> None:
     assert ours.shape == (b, n, IN)
     rel = (ours - ref).norm() / ref.norm()
     assert rel < 1e-5, f"relative error {rel:.2e}"
-    # the check is sensitive: another reference-id layout gives a different output
+    # the check is sensitive: the other release's reference ids give a different output
     with torch.no_grad():
-        swapped = 1 - model.config.reference_first_axis
-        other = reference_forward(official, latents, reference, x, mask, t, grid, version, ref_axis=swapped)
+        other_ids = {"v1.0": "v1.1", "v1.1": "v1.0"}[version]
+        other = reference_forward(official, latents, reference, x, mask, t, grid, version, other_ids)
     assert (other - ref).norm() / ref.norm() > 1e-3
 
 
@@ -268,7 +285,7 @@ def test_load_official_file(tmp_path) -> None:
     model = load_official_transformer(
         tmp_path / "step1x-edit-i1258.safetensors", "v1.0", torch.float32, **dims
     )
-    assert model.connector.scale_factor is not None and model.config.reference_first_axis == 0
+    assert model.connector.scale_factor is not None and tuple(model.config.reference_id_offset) == (0, 0, 0)
     grid, n = (2, 3), 6
     args = (
         torch.randn(1, n, IN, generator=gen),
@@ -288,3 +305,103 @@ def test_load_official_file(tmp_path) -> None:
     again = type(model).from_pretrained(tmp_path / "ours")
     with torch.no_grad():
         torch.testing.assert_close(again(*args), ours)
+
+
+def _random_official(version: str, seed: int) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(shape, generator=gen) * 0.2 for k, shape in official_shapes(version).items()}
+
+
+def test_upstream_diffusers_layout_keys_and_round_trip() -> None:
+    """Upstream's diffusers transformer keeps the official connector names, renames the two embedders and
+    otherwise uses diffusers' FLUX names (its conversion script); ours maps to and from it exactly."""
+    official = _random_official("v1.1", 2)
+    ours = convert_official_state_dict(dict(official))
+    layout = to_diffusers_state_dict(ours)
+    connector = {k: v for k, v in official.items() if k.startswith("connector.")}
+    assert {k: v for k, v in layout.items() if k.startswith("connector.")}.keys() == connector.keys()
+    assert all(torch.equal(layout[k], v) for k, v in connector.items())
+    assert torch.equal(layout["time_embed.in_layer.weight"], official["time_in.in_layer.weight"])
+    assert torch.equal(layout["vec_embed.out_layer.bias"], official["vector_in.out_layer.bias"])
+    q = official["double_blocks.1.img_attn.qkv.weight"].chunk(3)[0]
+    assert torch.equal(layout["transformer_blocks.1.attn.to_q.weight"], q)
+    shift, scale = official["final_layer.adaLN_modulation.1.weight"].chunk(2)
+    assert torch.equal(layout["norm_out.linear.weight"], torch.cat([scale, shift]))
+    back = from_diffusers_state_dict(layout)
+    assert back.keys() == ours.keys() and all(torch.equal(back[k], ours[k]) for k in ours)
+
+
+def test_upstream_diffusers_layout_folder_loads_to_the_reference_forward(tmp_path) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
+    from model.convert import to_diffusers_config
+    from model.loading import load_transformer_folder
+
+    official = _random_official("v1.1", 3)
+    model = Step1XEditTransformer.for_version("v1.1", **tiny_dims())
+    model.load_state_dict(convert_official_state_dict(dict(official)))
+    config = to_diffusers_config(dict(model.config))
+    # upstream's own config has none of our extra fields: the layout is v1.1
+    del config["connector_scale_factor"], config["reference_id_offset"]
+    folder = tmp_path / "transformer"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    layout = to_diffusers_state_dict(model.state_dict())
+    save_file(
+        {k: v.contiguous() for k, v in layout.items()}, str(folder / "diffusion_pytorch_model.safetensors")
+    )
+    loaded = load_transformer_folder(folder, torch.float32)
+    assert tuple(loaded.config.reference_id_offset) == (1, 1, 1) and loaded.connector.scale_factor is None
+    gen = torch.Generator().manual_seed(4)
+    grid, n = (2, 3), 6
+    args = (
+        torch.randn(1, n, IN, generator=gen),
+        torch.randn(1, n, IN, generator=gen),
+        torch.randn(1, 5, MLLM, generator=gen),
+        torch.ones(1, 5, dtype=torch.long),
+        torch.tensor([0.7]),
+    )
+    with torch.no_grad():  # the model loaded from the official file, itself checked against the math above
+        torch.testing.assert_close(loaded(*args, grid), model(*args, grid), rtol=0, atol=0)
+    config["enable_text_token_mapping"] = True
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="enable_text_token_mapping"):
+        load_transformer_folder(folder, torch.float32)
+
+
+def test_from_single_file_reads_the_version_and_the_weights(tmp_path) -> None:
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    from model.loading import qwen_processor
+    from model.sampler import Step1XEditPipeline
+    from model.tiny import byte_tokenizer, tiny_qwen, tiny_vae
+
+    official = _random_official("v1.0", 5)
+    path = tmp_path / "Step1X-Edit" / "step1x-edit-i1258.safetensors"
+    path.parent.mkdir()
+    save_file(official, str(path))
+    parts = {
+        "vae": tiny_vae(),
+        "text_encoder": tiny_qwen().model,
+        "processor": qwen_processor(byte_tokenizer()),
+    }
+    pipe = Step1XEditPipeline.from_single_file(
+        path, torch_dtype=torch.float32, transformer_config=tiny_dims(), **parts
+    )
+    assert pipe.config.version == "v1.0" and pipe.recipe.cfg_truncate == 1.0  # read from the file's keys
+    assert tuple(pipe.transformer.config.reference_id_offset) == (0, 0, 0)
+    expected = convert_official_state_dict(dict(official))
+    state = pipe.transformer.state_dict()
+    assert state.keys() == expected.keys() and all(torch.equal(state[k], v) for k, v in expected.items())
+    pipe.set_progress_bar_config(disable=True)
+    photo = Image.open("examples/photos/chelsea.png")
+    assert (
+        pipe(image=photo, prompt="add a hat", size_level=32, num_inference_steps=2).images[0].size
+        == photo.size
+    )
+    # without a text encoder it looks for Qwen2.5-VL-7B-Instruct/ beside the file, then one folder up
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "Qwen2.5-VL-7B-Instruct")):
+        Step1XEditPipeline.from_single_file(path, transformer_config=tiny_dims(), vae=tiny_vae())

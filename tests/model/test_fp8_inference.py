@@ -12,7 +12,7 @@ from torch import nn
 from model.fp8_attention import Fp8AttnProcessor, quantize_per_tensor, sdpa_fp8, use_fp8_attention
 from model.fp8_base import Fp8Linear, Fp8MatmulLinear, quantize_rows
 from model.mllm import Step1XMLLMEncoder
-from model.sampler import Step1XEditSampler
+from model.sampler import Step1XEditPipeline
 from model.tiny import byte_tokenizer, tiny_qwen, tiny_transformer, tiny_vae
 
 PHOTO = "examples/photos/chelsea.png"
@@ -90,9 +90,9 @@ def test_fp8_attention_processor_matches_flux_attention_in_the_dit() -> None:
 def test_sampler_fp8_matmul_and_attention_stay_close_to_bf16() -> None:
     photo = Image.open(PHOTO)
 
-    def build() -> Step1XEditSampler:
+    def build() -> Step1XEditPipeline:
         encoder = Step1XMLLMEncoder(tiny_qwen(), byte_tokenizer())
-        return Step1XEditSampler(tiny_transformer("v1.1"), tiny_vae(), encoder)
+        return Step1XEditPipeline.from_parts(tiny_transformer("v1.1"), tiny_vae(), encoder)
 
     def edit(fp8: bool) -> torch.Tensor:
         sampler = build()

@@ -13,7 +13,7 @@ from model.cli_edit import main as edit_main
 from model.latents import pack, unpack
 from model.mllm import Step1XMLLMEncoder
 from model.sampler import (
-    Step1XEditSampler,
+    Step1XEditPipeline,
     StepSkipping,
     damped_cfg,
     make_scheduler,
@@ -25,12 +25,12 @@ PHOTO = "examples/photos/chelsea.png"
 
 
 @pytest.fixture(scope="module")
-def sampler() -> Step1XEditSampler:
+def sampler() -> Step1XEditPipeline:
     encoder = Step1XMLLMEncoder(tiny_qwen(), byte_tokenizer())
-    return Step1XEditSampler(tiny_transformer("v1.1"), tiny_vae(), encoder)
+    return Step1XEditPipeline.from_parts(tiny_transformer("v1.1"), tiny_vae(), encoder)
 
 
-def test_edit_end_to_end_batches_sizes_and_seeds(sampler: Step1XEditSampler) -> None:
+def test_edit_end_to_end_batches_sizes_and_seeds(sampler: Step1XEditPipeline) -> None:
     photo = Image.open(PHOTO)
     small = photo.resize((90, 130))
     images, instructions = [photo, small, photo], ["make it blue", "add snow", "make it blue"]
@@ -50,17 +50,17 @@ def test_edit_end_to_end_batches_sizes_and_seeds(sampler: Step1XEditSampler) -> 
     assert not torch.equal(instr.latents[0], result.latents[0])
 
 
-def test_offload_gives_the_same_result(sampler: Step1XEditSampler) -> None:
+def test_offload_gives_the_same_result(sampler: Step1XEditPipeline) -> None:
     photo = Image.open(PHOTO)
     on = sampler.edit([photo], ["add a hat"], size_level=32, num_steps=2, seed=1)
-    offloaded = Step1XEditSampler(sampler.transformer, sampler.vae, sampler.encoder, offload=True)
+    offloaded = Step1XEditPipeline.from_parts(sampler.transformer, sampler.vae, sampler.encoder, offload=True)
     off = offloaded.edit([photo], ["add a hat"], size_level=32, num_steps=2, seed=1)
     assert torch.equal(on.latents[0], off.latents[0])
 
 
-def test_low_memory_vae_tiles_in_bf16_close_to_the_reference_vae(sampler: Step1XEditSampler) -> None:
+def test_low_memory_vae_tiles_in_bf16_close_to_the_reference_vae(sampler: Step1XEditPipeline) -> None:
     photo = Image.open(PHOTO)
-    low = Step1XEditSampler(sampler.transformer, tiny_vae(), sampler.encoder)
+    low = Step1XEditPipeline.from_parts(sampler.transformer, tiny_vae(), sampler.encoder)
     low.low_memory_vae(torch.bfloat16, tile=32)  # a 64-pixel edit is encoded and decoded as 4 blended tiles
     assert low.vae.dtype == torch.bfloat16 and low.vae.tile_latent_min_size == 16
     ref = sampler.edit([photo], ["add a hat"], size_level=64, num_steps=2, seed=5)
@@ -70,7 +70,7 @@ def test_low_memory_vae_tiles_in_bf16_close_to_the_reference_vae(sampler: Step1X
     assert a.shape == b.shape and 0 < np.abs(a - b).mean() < 8  # changed by tiling and bf16, but slightly
 
 
-def test_step_skipping_runs_the_dit_on_its_schedule_only(sampler: Step1XEditSampler) -> None:
+def test_step_skipping_runs_the_dit_on_its_schedule_only(sampler: Step1XEditPipeline) -> None:
     photo = Image.open(PHOTO)
     calls: list[int] = []
     hook = sampler.transformer.register_forward_hook(lambda *_: calls.append(1))
@@ -142,7 +142,7 @@ def test_pack_layout_and_inverse() -> None:
     assert torch.equal(unpack(tokens, 3, 4), z)
 
 
-def test_cli_tiny(tmp_path) -> None:
+def test_cli_tiny(tmp_path, keep_torch_threads) -> None:
     out = tmp_path / "out.png"
     edit_main(
         [

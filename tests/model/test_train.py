@@ -15,7 +15,7 @@ from model.cli_train import main as train_main
 from model.data import DataFilter, ShardBatches
 from model.fp8_base import Fp8Linear
 from model.mllm import Step1XMLLMEncoder
-from model.sampler import Step1XEditSampler
+from model.sampler import Step1XEditPipeline
 from model.tiny import byte_tokenizer, tiny_qwen, tiny_transformer, tiny_vae
 from model.train import Features, TrainConfig, Trainer, flow_loss, sample_sigmas
 
@@ -127,10 +127,10 @@ def test_lora_save_load_sample(run_dir: Path, cache_dir: Path, tmp_path: Path) -
     trainer.train()
     encoder = Step1XMLLMEncoder(tiny_qwen(3), byte_tokenizer())
     image = trainer.data.epoch_batches(0).__next__().source_images[0]
-    trained = Step1XEditSampler(trainer.unwrapped(), trainer.vae, encoder).edit(
+    trained = Step1XEditPipeline.from_parts(trainer.unwrapped(), trainer.vae, encoder).edit(
         [image], ["brighter"], 32, 3, seed=0
     )
-    fresh = Step1XEditSampler(tiny_transformer("v1.1", seed=3), tiny_vae(3), encoder)
+    fresh = Step1XEditPipeline.from_parts(tiny_transformer("v1.1", seed=3), tiny_vae(3), encoder)
     base = fresh.edit([image], ["brighter"], 32, 3, seed=0)
     fresh.load_lora(str(tmp_path / "lora" / "checkpoint-5" / "lora"))
     loaded = fresh.edit([image], ["brighter"], 32, 3, seed=0)
@@ -161,7 +161,9 @@ def test_fp8_base_with_8bit_adamw_and_bf16_lora(run_dir: Path, cache_dir: Path, 
     assert last < 0.7 * first, (first, last)
     trained = {n: p for n, p in trainer.unwrapped().named_parameters() if p.requires_grad}
     assert trained and all(p.dtype == torch.bfloat16 for p in trained.values())
-    fresh = Step1XEditSampler(tiny_transformer("v1.1", seed=3), tiny_vae(3), trainer.features.encoder)
+    fresh = Step1XEditPipeline.from_parts(
+        tiny_transformer("v1.1", seed=3), tiny_vae(3), trainer.features.encoder
+    )
     fresh.load_lora(str(tmp_path / "fp8" / "checkpoint-20" / "lora"), adapter_name="edit")
     named = fresh.transformer.named_parameters()
     loaded = {n.replace(".edit.", ".default."): p for n, p in named if ".edit." in n}

@@ -175,7 +175,7 @@ def test_model_paths_paint_from_prompts_and_keep_the_subject() -> None:
 
 
 def test_florence2_grounding_needs_its_folder(tmp_path: Path) -> None:
-    with pytest.raises(PluginUnavailable, match="Florence-2-large or .*Florence-2-base: no such folder"):
+    with pytest.raises(PluginUnavailable, match="Florence-2-large or .*Florence-2-base-ft: no such folder"):
         Florence2Grounding.check(str(tmp_path))
 
 
