@@ -79,6 +79,29 @@ class Styliser(Protocol):
         ...
 
 
+def paints_from_prompts(inpaint: Inpainter) -> bool:
+    """Whether an inpainter can paint what a prompt names (a model backend such as FLUX-Fill); the offline
+    one only continues the surroundings, so tasks that need new content take it from other photos."""
+    return getattr(inpaint, "backend", "offline") == "models"
+
+
+class Grounder(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, image: np.ndarray, phrase: str, region: tuple[int, int, int, int]) -> list[Found]:
+        """What in ``image`` answers to ``phrase`` ("a cat") near ``region`` (x0, y0, x1, y1): boxes in image
+        pixels with scores, best first; empty when nothing is found."""
+        ...
+
+
+@dataclass(frozen=True)
+class Found:
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1, x1/y1 exclusive
+    score: float  # 0..1
+    label: str  # what the grounder read there ("object" when it cannot name things)
+
+
 class Tools:
     """The tools of one run, by name."""
 
@@ -98,6 +121,10 @@ class Tools:
     @property
     def inpaint(self) -> Inpainter:
         return self["inpaint"]
+
+    @property
+    def grounding(self) -> Grounder:
+        return self["grounding"]
 
 
 # What the looking tools return. Coordinates are pixels of the image they were given.

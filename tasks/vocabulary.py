@@ -113,6 +113,10 @@ EXTRA_OBJECTS: dict[str, str] = {
     "toy whale": "玩具鲸鱼",
     "seashell": "贝壳",
     "butterfly": "蝴蝶",
+    "pagoda": "宝塔",
+    "lemon": "柠檬",
+    "lime": "青柠",
+    "kiwi": "猕猴桃",
 }
 
 # Objects a detector with an open vocabulary (Florence-2's <OD>) names and a removal can take away whole.

@@ -24,6 +24,10 @@ VIDEOS = EXAMPLES / "video"
 OPENCV_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 # Words that stand for "the thing being edited" without naming it.
 PLACEHOLDERS = re.compile(r"\b(the|an?) (object|thing|item|region|subject)\b|\{|\}|物体|某物|东西|对象")
+# Tasks whose quality gates rightly reject every pair the shipped photos allow: the contract (ids, records,
+# instructions) is checked on the pairs they make with those gates relaxed. subject_replacement's only
+# plausible replacement there is a white cup cut from its white saucer for the camera on the tripod.
+RELAXED = {"subject_replacement": {"max_unseen_edge": 1.0, "check_fill": False}}
 
 
 def samples(task: str) -> list:
@@ -32,7 +36,7 @@ def samples(task: str) -> list:
     source = (VIDEOS if VIDEOS.exists() else OPENCV_VIDEO) if videos else PHOTOS
     if (EXAMPLES / task).is_dir():  # a task whose edit needs inputs of its own (text_modification: text)
         source = EXAMPLES / task
-    config = RunConfig(task=task, source=str(source), out="unused")
+    config = RunConfig(task=task, source=str(source), out="unused", task_params=RELAXED.get(task, {}))
     refs = list_sources(str(source), videos=videos).refs
     items = list(work_items(refs, config, "local", frozenset()))
     assert not [item.error for item in items if item.error], "a step failed"

@@ -67,7 +67,13 @@ def florence_folder(path: Path, teach: tuple[Image.Image, str] | None = None, st
         do_center_crop=False,
         image_seq_length=FLORENCE_IMAGE_TOKENS,
     )
-    parse = {"description_with_bboxes": {}, "pure_text": {}, "bboxes": {}}
+    # Upstream's parse tasks that the backends use: <OD>, captions, open-vocabulary detection.
+    parse = {
+        "description_with_bboxes": {},
+        "pure_text": {},
+        "bboxes": {},
+        "description_with_bboxes_or_polygons": {},
+    }
     processor = Florence2Processor(image_processor, tokenizer, post_processor_config=parse)
     vision = Florence2VisionConfig(
         depths=[1, 1, 1, 1],
