@@ -82,16 +82,61 @@ def load_coco(url: str) -> tuple[dict[str, dict[str, Any]], str]:
     return images, posixpath.dirname(url)
 
 
+# Compressed tars by their first bytes (tarfile reads any of them; a member's offset is then one in the
+# decompressed stream, and the reader decompresses up to it).
+TAR_COMPRESSIONS = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+
+
+def _tar_compression(head: bytes) -> str | None:
+    return next((name for magic, name in TAR_COMPRESSIONS.items() if head.startswith(magic)), None)
+
+
+def _member_problem(member: tarfile.TarInfo, first_offsets: dict[str, int]) -> tuple[str, str] | None:
+    """Why an image-named tar member cannot be a source, as (reason, detail); None when it can."""
+    if member.issym() or member.islnk():
+        kind = "symbolic" if member.issym() else "hard"
+        return "link_member", f"a {kind} link to {member.linkname!r}; links in a tar are not followed"
+    if not member.isfile():
+        return "not_a_file", f"a tar member of type {member.type!r}, not a regular file"
+    path = posixpath.normpath(member.name)
+    if member.name.startswith("/") or path == ".." or path.startswith("../"):
+        return "unsafe_member_name", f"{member.name!r} is absolute or leaves the archive's folder"
+    if path in first_offsets:
+        first = first_offsets[path]
+        return "duplicate_member", f"a member of the same name comes first (at byte {first}); only it is read"
+    first_offsets[path] = member.offset_data
+    return None
+
+
 def _list_tar(url: str, licence: str, listing: Listing) -> None:
+    """Each image-named member is a source read by its offset, or a reject saying why it cannot be one.
+    Only headers are read here; a member's bytes are read (size limit checked first) by the worker."""
     try:
-        with fsspec.open(url, "rb") as handle, tarfile.open(fileobj=handle, mode="r|*") as archive:
-            members = [m.name for m in archive if m.isfile() and m.name.lower().endswith(IMAGE_SUFFIXES)]
+        with fsspec.open(url, "rb") as handle:
+            compression = _tar_compression(handle.read(6))
+            handle.seek(0)
+            with tarfile.open(fileobj=handle, mode="r|*") as archive:
+                members = [m for m in archive if not m.isdir() and m.name.lower().endswith(IMAGE_SUFFIXES)]
     except (OSError, tarfile.TarError, EOFError) as error:
         listing.rejects.append(
             {"source_uri": url, "reason": "unreadable_tar", "detail": f"{type(error).__name__}: {error}"}
         )
         return
-    listing.refs.extend(_ref(f"tar://{name}::{url}", licence) for name in members)
+    first_offsets: dict[str, int] = {}
+    for member in members:
+        uri = f"tar://{member.name}::{url}"
+        problem = _member_problem(member, first_offsets)
+        if problem:
+            listing.rejects.append({"source_uri": uri, "reason": problem[0], "detail": problem[1]})
+            continue
+        ref = _ref(uri, licence)
+        ref["tar"] = {
+            "archive": url,
+            "offset": member.offset_data,
+            "size": member.size,
+            "compression": compression,
+        }
+        listing.refs.append(ref)
 
 
 def _video_ref(uri: str, licence: str) -> dict[str, Any]:
