@@ -390,6 +390,7 @@ def _run_locked(
         finish("failed" if failed else "finished")
     except WriteFailed as failure:
         shards.discard()
+        summary.samples = shards.committed_samples  # the open shard's samples were not written
         with suppress(WriteFailed):  # the folder may refuse the record of its own failure too
             record("failed")
         raise output_error(config, failure.error) from None
