@@ -26,7 +26,7 @@ from pipelines.lock import RunLock, RunLocked
 from pipelines.pairing import assign_partners, hash_refs_local, hash_refs_ray
 from pipelines.resume import ERROR_REASON_PREFIX, done_key, location_key, scan_run
 from pipelines.shards import RejectWriter, RunFolder, ShardWriter
-from pipelines.sources import Listing, SourceError, list_sources
+from pipelines.sources import Listing, SourceError, list_sources, store_access
 from tasks.contract import partner_count
 from tasks.registry import load_task
 
@@ -120,22 +120,32 @@ def prepare(config: RunConfig) -> tuple[RunFolder, Listing]:
         raise RunError(str(error)) from None
     except (OSError, ValueError) as error:
         raise RunError(f"cannot list source {config.source}: {error}") from None
-    folder = RunFolder(config.out)
     try:
-        folder.ensure_writable()
+        with store_access("--out", config.out):
+            folder = RunFolder(config.out)
+            folder.ensure_writable()
+            previous = _previous_run(folder)
+    except SourceError as error:
+        raise RunError(str(error)) from None
     except OSError as error:
         raise RunError(f"--out {config.out} cannot be written: {error}") from None
-    run_json = folder.path("run.json")
-    if folder.fs.exists(run_json):
-        with folder.fs.open(run_json, "rt") as handle:
-            previous = json.load(handle)
-        if previous.get("task") != config.task or previous.get("config_hash") != config.config_hash():
-            raise RunError(
-                f"--out {config.out} holds a run of {previous.get('task')} with config hash "
-                f"{previous.get('config_hash')}; this run is {config.task} with {config.config_hash()}. "
-                "Resume needs the same task and content settings: choose another --out."
-            )
+    if previous and (
+        previous.get("task") != config.task or previous.get("config_hash") != config.config_hash()
+    ):
+        raise RunError(
+            f"--out {config.out} holds a run of {previous.get('task')} with config hash "
+            f"{previous.get('config_hash')}; this run is {config.task} with {config.config_hash()}. "
+            "Resume needs the same task and content settings: choose another --out."
+        )
     return folder, listing
+
+
+def _previous_run(folder: RunFolder) -> dict[str, Any] | None:
+    path = folder.path("run.json")
+    if not folder.fs.exists(path):
+        return None
+    with folder.fs.open(path, "rt") as handle:
+        return json.load(handle)
 
 
 def _init_ray(config: RunConfig) -> None:
