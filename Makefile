@@ -25,7 +25,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[models,dev]'
+	$(BIN)/pip install -q -e '.[models,dev,report]'
 	# mediapipe without its dependencies: it asks for opencv-contrib-python, which would replace the
 	# headless OpenCV; its real needs (absl-py, flatbuffers) are in pyproject.toml
 	$(BIN)/pip install -q --no-deps mediapipe==1.2.3

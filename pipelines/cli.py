@@ -8,13 +8,14 @@ from typing import Any
 import click
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines.cli_publish import release_command, report_command, serve_command, verify_command
 from pipelines.config import RunConfig
 from pipelines.filter import filter_command
 from pipelines.inspect_run import inspect_command
 from pipelines.judge_agreement import judge_agreement_command
+from pipelines.progress import RunProgress
 from pipelines.runner import RunError, RunSummary, run
 from tasks.registry import GEDIT_KEYS, available_tasks
 
@@ -129,41 +130,36 @@ def tasks_command() -> None:
     help="Name of the variable that holds the API key (the key itself is never written).",
 )
 @click.option("--writer-candidates", type=int, default=3, show_default=True, help="Candidates per language.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def run_command(task: str, params: tuple[str, ...], executor: str, quiet: bool, **options: Any) -> None:
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No live table: a plain progress line every --log-every seconds (for logs; also off a terminal).",
+)
+@click.option(
+    "--log-every",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds between progress lines when the live table is off (0: none).",
+)
+def run_command(
+    task: str, params: tuple[str, ...], executor: str, quiet: bool, log_every: float, **options: Any
+) -> None:
     """Make TASK pairs from --source into WebDataset shards under --out (resumes an existing --out)."""
     try:
         config = RunConfig(task=task, task_params=_parse_params(params), **options)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-    )
-    bars: list = []  # shown from the first item on, so an error before any work is one line
-
-    def on_progress(summary: RunSummary, todo: int) -> None:
-        if not bars:
-            progress.start()
-            bars.append(progress.add_task(task, total=todo, status=""))
-        progress.update(
-            bars[0],
-            completed=summary.read,
-            total=todo,
-            status=f"{summary.samples} samples, {sum(summary.rejects.values())} rejects",
-        )
-
+    # per stage: rows in/out, rejects, throughput, ETA; also written to OUT/progress.json
+    live = False if quiet else None  # None: live on a terminal
+    progress = RunProgress(config.out, task, console=console, live=live, log_every_s=log_every)
+    summary = None
     try:
-        summary = run(config, executor=executor, on_progress=on_progress)
+        summary = run(config, executor=executor, on_item=progress.observe)
     except RunError as error:
         raise click.ClickException(str(error)) from None
     finally:
-        progress.stop()
+        progress.finish(summary, "finished" if summary is not None else "failed")
     print_summary(summary)
 
 
@@ -175,6 +171,10 @@ def task_entry(task: str) -> None:
 main.add_command(inspect_command)
 main.add_command(filter_command)
 main.add_command(judge_agreement_command)
+main.add_command(report_command)
+main.add_command(release_command)
+main.add_command(verify_command)
+main.add_command(serve_command)
 
 
 if __name__ == "__main__":

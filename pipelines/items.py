@@ -33,6 +33,8 @@ class WorkItem:
     usage: dict[str, float] = field(default_factory=dict)  # MLLM requests and tokens spent on this item
     already_done: bool = False  # its (content hash, task) is committed in the run folder: nothing to do
     error: StepError | None = None  # a bug, not a decision: the run stops or counts it (--max-error-rate)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds each step took, in step order
+    rejected_at: str | None = None  # the step that rejected the item (None: not rejected by a step)
 
     @property
     def finished(self) -> bool:

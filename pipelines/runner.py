@@ -285,11 +285,16 @@ def work_items(
 
 
 def run(
-    config: RunConfig, executor: str = "ray", on_progress: Callable[[RunSummary, int], None] | None = None
+    config: RunConfig,
+    executor: str = "ray",
+    on_progress: Callable[[RunSummary, int], None] | None = None,
+    on_item: Callable[[WorkItem, RunSummary, int], None] | None = None,
 ) -> RunSummary:
     """Make the run's samples. Raises RunError before any work for bad settings or a folder another run
     holds, and after committing everything already made when a step fails on a source (or, under
-    --max-error-rate, when errors exceed that rate at the end) or when the folder stops taking writes."""
+    --max-error-rate, when errors exceed that rate at the end) or when the folder stops taking writes.
+    `on_progress(summary, todo)` after each new item; `on_item(item, summary, todo)` too, with the item
+    itself (its step timings, for pipelines.progress)."""
     started = time.time()
     if executor not in ("ray", "local"):
         raise RunError(f"unknown executor {executor!r} (ray or local)")
@@ -300,7 +305,7 @@ def run(
     except RunLocked as error:
         raise RunError(str(error)) from None
     try:
-        return _run_locked(config, executor, on_progress, folder, listing, started)
+        return _run_locked(config, executor, on_progress, on_item, folder, listing, started)
     finally:
         lock.release()
 
@@ -309,6 +314,7 @@ def _run_locked(
     config: RunConfig,
     executor: str,
     on_progress: Callable[[RunSummary, int], None] | None,
+    on_item: Callable[[WorkItem, RunSummary, int], None] | None,
     folder: RunFolder,
     listing: Listing,
     started: float,
@@ -391,6 +397,8 @@ def _run_locked(
                     record("running")
                     summary.samples += in_open_shard
             summary.seconds = time.time() - started
+            if on_item:
+                on_item(item, summary, todo)
             if on_progress:
                 on_progress(summary, todo)
             if config.limit is not None and new_items >= config.limit:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -131,7 +132,11 @@ class AnnotateStep:
         self.annotator: Annotator = resolve(name, backend)(models_dir)
 
     def __call__(self, items: list[WorkItem]) -> list[WorkItem]:
-        self._annotate([item for item in items if not item.finished])
+        todo = [item for item in items if not item.finished]
+        started = time.perf_counter()
+        self._annotate(todo)
+        if todo:
+            record_step(f"annotate:{self.name}", todo, time.perf_counter() - started)
         return items
 
     def _annotate(self, items: list[WorkItem]) -> None:
@@ -322,21 +327,35 @@ def apply_step(name: str, step: Step, item: WorkItem) -> WorkItem:
     `error` (with the traceback and the source), and the driver decides whether the run stops."""
     if item.finished:
         return item
+    started = time.perf_counter()
     try:
-        return step(item)
+        item = step(item)
     except Exception as error:  # noqa: BLE001 - carried to the driver, never swallowed
         item.error = _step_error(name, item, error)
         item.source = None
-        return item
+    record_step(name, [item], time.perf_counter() - started)
+    return item
 
 
 def expand_item(step: ExpandStep, item: WorkItem) -> list[WorkItem]:
     """The items a video expands into; an exception while expanding is that video's error."""
+    started = time.perf_counter()
     try:
-        return list(step(item))
+        items = list(step(item))
     except Exception as error:  # noqa: BLE001 - carried to the driver, never swallowed
         item.error = _step_error("expand", item, error)
-        return [item]
+        items = [item]
+    record_step("expand", items, time.perf_counter() - started)
+    return items
+
+
+def record_step(name: str, items: list[WorkItem], seconds: float) -> None:
+    """For per-stage progress (pipelines.progress): the step's time, shared by the items it ran on, and
+    the step that stopped an item (a reject or an error)."""
+    for item in items:
+        item.timings[name] = seconds / len(items)
+        if item.rejected_at is None and (item.rejected or item.error is not None):
+            item.rejected_at = name
 
 
 @dataclass(frozen=True)
