@@ -106,8 +106,23 @@ def check_plugins(config: RunConfig) -> None:
             raise RunError(str(error)) from None
 
 
+def check_out_outlives_job(out: str) -> None:
+    """Under `ray job submit --working-dir`, the job runs in the cluster's copy of that folder, deleted
+    with the cluster: a relative --out would resolve into it and be lost."""
+    job = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if not job or "://" in out or os.path.isabs(out):
+        return
+    if json.loads(job).get("runtime_env", {}).get("working_dir"):
+        raise RunError(
+            f"--out {out} is a relative path, and this Ray job runs in a temporary copy of its working "
+            f"directory ({os.getcwd()}) that is deleted with the cluster: give an absolute path on storage "
+            "that outlives the job (/mnt/shared/runs/r1) or a URL (s3://bucket/runs/r1)"
+        )
+
+
 def prepare(config: RunConfig) -> tuple[RunFolder, Listing]:
     """All the checks that must fail before any work: task, backend, source, output folder, config."""
+    check_out_outlives_job(config.out)
     try:
         config.config_hash()  # validates the task and its parameters
     except ValueError as error:
