@@ -28,19 +28,33 @@ def inference_dtype(on: str) -> Any:
     return torch.bfloat16 if on.startswith("cuda") else torch.float32
 
 
+def _safetensors_name(pickle_path: str) -> str:
+    """Where the converted weights go: the name the loaders look for (transformers' pytorch_model.bin
+    becomes model.safetensors; diffusers keeps the stem)."""
+    folder, name = os.path.split(pickle_path)
+    stem = os.path.splitext(name)[0]
+    return os.path.join(folder, ("model" if stem == "pytorch_model" else stem) + ".safetensors")
+
+
 def require_safetensors(path: str) -> None:
     """Refuse a model folder whose weights exist only as pickles, before anything reads them."""
     weights = glob.glob(os.path.join(path, "**", "*.safetensors"), recursive=True)
     if weights:
         return
     everything = glob.glob(os.path.join(path, "**", "*"), recursive=True)
-    pickles = [p for p in everything if p.endswith(PICKLE_SUFFIXES)]
+    pickles = sorted(p for p in everything if p.endswith(PICKLE_SUFFIXES))
     if pickles:
+        source, target = pickles[0], _safetensors_name(pickles[0])
+        load = f"torch.load('{source}', weights_only=True)"  # weights_only: anything but tensors is refused
+        command = (
+            'python -c "import torch; from safetensors.torch import save_file; '
+            f"save_file({{k: v.clone().contiguous() for k, v in {load}.items()}}, '{target}')\""
+        )
+        more = f" (and likewise each of its {len(pickles)} pickle files)" if len(pickles) > 1 else ""
         raise PluginUnavailable(
-            f"{path} holds only pickled weights ({os.path.basename(pickles[0])}); they are never loaded. "
-            "Convert them once with `python -c \"from safetensors.torch import save_file; import torch; "
-            "save_file(torch.load('IN', weights_only=True), 'OUT.safetensors')\"` or use the repository's "
-            "safetensors release"
+            f"{path} holds only pickled weights ({os.path.basename(source)}), which are never loaded: "
+            f"unpickling a file can run any code in it. Convert them once with {command}{more}, or use "
+            "the repository's safetensors release"
         )
     raise PluginUnavailable(f"{path} holds no .safetensors weights")
 

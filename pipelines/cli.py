@@ -17,6 +17,7 @@ from pipelines.inspect_run import inspect_command
 from pipelines.judge_agreement import judge_agreement_command
 from pipelines.progress import RunProgress
 from pipelines.runner import RunError, RunSummary, run
+from pipelines.sources import SourceError, store_access
 from tasks.registry import GEDIT_KEYS, available_tasks
 
 console = Console(stderr=True)
@@ -152,7 +153,11 @@ def run_command(
         raise click.ClickException(str(error)) from None
     # per stage: rows in/out, rejects, throughput, ETA; also written to OUT/progress.json
     live = False if quiet else None  # None: live on a terminal
-    progress = RunProgress(config.out, task, console=console, live=live, log_every_s=log_every)
+    try:
+        with store_access("--out", config.out):  # an object store without its extra is one line
+            progress = RunProgress(config.out, task, console=console, live=live, log_every_s=log_every)
+    except SourceError as error:
+        raise click.ClickException(str(error)) from None
     summary = None
     try:
         summary = run(config, executor=executor, on_item=progress.observe)

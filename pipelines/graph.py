@@ -11,11 +11,13 @@ run as Ray tasks, which Ray Data fuses with their neighbours (no object-store ho
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from pipelines.config import RunConfig
+from pipelines.crashes import CrashGuard, new_ledger
 from pipelines.items import WorkItem
 from pipelines.stages import StepSpec, apply_step, expand_item, step_specs
 
@@ -31,16 +33,21 @@ def _cached(spec: StepSpec) -> Any:
     return step
 
 
-def _row_function(spec: StepSpec) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def _row_function(spec: StepSpec, ledger: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    guard = CrashGuard(ledger, spec.name)
+
     def apply(row: dict[str, Any]) -> dict[str, Any]:
-        return {"item": apply_step(spec.name, _cached(spec), row["item"])}
+        return {"item": guard.one(row["item"], partial(apply_step, spec.name, _cached(spec)))}
 
     return apply
 
 
-def _expand_function(spec: StepSpec) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+def _expand_function(spec: StepSpec, ledger: Any) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+    guard = CrashGuard(ledger, spec.name)
+
     def expand(row: dict[str, Any]) -> list[dict[str, Any]]:
-        return [{"item": item} for item in expand_item(_cached(spec), row["item"])]
+        items = guard.one(row["item"], partial(expand_item, _cached(spec)))
+        return [{"item": item} for item in (items if isinstance(items, list) else [items])]
 
     return expand
 
@@ -48,22 +55,24 @@ def _expand_function(spec: StepSpec) -> Callable[[dict[str, Any]], list[dict[str
 class _ActorStep:
     """A step in its own actor pool: built once per actor, so a model loads once."""
 
-    def __init__(self, spec: StepSpec) -> None:
+    def __init__(self, spec: StepSpec, ledger: Any) -> None:
         self.name = spec.name
         self.step = spec.make()
+        self.guard = CrashGuard(ledger, spec.name)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"item": apply_step(self.name, self.step, row["item"])}
+        return {"item": self.guard.one(row["item"], partial(apply_step, self.name, self.step))}
 
 
 class _ActorBatchStep:
     """An annotator in its own actor pool, called on batches of items."""
 
-    def __init__(self, spec: StepSpec) -> None:
+    def __init__(self, spec: StepSpec, ledger: Any) -> None:
         self.step = spec.make()
+        self.guard = CrashGuard(ledger, spec.name)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        items = self.step(list(batch["item"]))
+        items = self.guard.batch(list(batch["item"]), self.step)
         column = np.empty(len(items), dtype=object)
         column[:] = items
         return {"item": column}
@@ -116,14 +125,15 @@ def build_dataset(refs: list[dict[str, Any]], config: RunConfig, done: frozenset
 
     items = [{"item": WorkItem(ref=ref)} for ref in refs]
     dataset = ray.data.from_items(items, override_num_blocks=block_count(len(items), _cluster_cpus()))
+    ledger = new_ledger()  # bounds the retries of a source that crashes its worker (pipelines.crashes)
     for spec in step_specs(config, done):
         options = _ray_resources(spec)
         if spec.kind == "expand":
-            dataset = dataset.flat_map(_expand_function(spec), concurrency=config.workers, **options)
+            dataset = dataset.flat_map(_expand_function(spec, ledger), concurrency=config.workers, **options)
         elif spec.kind == "batch":
             dataset = dataset.map_batches(
                 _ActorBatchStep,
-                fn_constructor_args=(spec,),
+                fn_constructor_args=(spec, ledger),
                 batch_size=spec.resources.batch_size,
                 batch_format="numpy",
                 concurrency=config.workers or _actor_pool_bounds(spec),
@@ -132,12 +142,12 @@ def build_dataset(refs: list[dict[str, Any]], config: RunConfig, done: frozenset
         elif spec.actor:
             dataset = dataset.map(
                 _ActorStep,
-                fn_constructor_args=(spec,),
+                fn_constructor_args=(spec, ledger),
                 concurrency=config.workers or _actor_pool_bounds(spec),
                 **options,
             )
         else:
-            dataset = dataset.map(_row_function(spec), concurrency=config.workers, **options)
+            dataset = dataset.map(_row_function(spec, ledger), concurrency=config.workers, **options)
     return dataset
 
 

@@ -12,14 +12,14 @@ import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pipelines.decode import DecodeError
-from pipelines.load import read_bytes
+from pipelines.decode import DecodeError, DecodeLimits
+from pipelines.load import read_source
 
 
 def content_hash(ref: dict[str, Any]) -> dict[str, Any]:
     """The ref with its content's sha256 (None when the bytes cannot be read: its load step will say why)."""
     try:
-        sha = hashlib.sha256(read_bytes(ref["uri"])).hexdigest()
+        sha = hashlib.sha256(read_source(ref, DecodeLimits().max_bytes)).hexdigest()
     except DecodeError:
         sha = None
     return {**ref, "sha256": sha}

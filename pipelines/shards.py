@@ -12,6 +12,8 @@ import json
 import os
 import re
 import tempfile
+import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,11 +88,17 @@ class RunFolder:
             self.fs.put_file(str(staged), self.path(*parts))
             staged.unlink()
 
+    def remove_quietly(self, *parts: str) -> None:
+        """Remove a file if it is there, on a best-effort basis: for cleaning up after a failed write."""
+        with suppress(OSError):
+            if self.fs.exists(self.path(*parts)):
+                self.fs.rm(self.path(*parts))
+
     def ensure_writable(self) -> None:
         """Fail before any work when the folder cannot be created or written."""
         for sub in ("shards", "rejects"):
             self.fs.makedirs(self.path(sub), exist_ok=True)
-        probe = self.path(".write-probe")
+        probe = self.path(f".write-probe-{uuid.uuid4().hex}")  # unique: another run may be probing too
         with self.fs.open(probe, "wb") as handle:
             handle.write(b"ok")
         self.fs.rm(probe)
@@ -137,6 +145,7 @@ class ShardWriter:
     max_samples: int
     max_bytes: int
     committed: list[str] = field(default_factory=list)
+    committed_samples: int = 0
     _writer: wds.TarWriter | None = None
     _staged: Path | None = None
     _rows: list[dict[str, Any]] = field(default_factory=list)
@@ -171,14 +180,41 @@ class ShardWriter:
     def commit(self) -> None:
         if self._writer is None:
             return
-        self._writer.close()
-        self.folder.commit(self._staged, "shards", f"{self._name}.tar")
-        staged_manifest = self.folder.staging_file("shards", f"{self._name}.parquet")
-        _write_parquet(self._rows, MANIFEST_SCHEMA, staged_manifest)
-        self.folder.commit(staged_manifest, "shards", f"{self._name}.parquet")
-        self.committed.append(f"{self._name}.tar")
-        self._writer, self._staged, self._rows, self._bytes = None, None, [], 0
+        tar, manifest = f"{self._name}.tar", f"{self._name}.parquet"
+        staged_manifest = self.folder.staging_file("shards", manifest)
+        try:
+            writer, self._writer = self._writer, None
+            writer.close()
+            self.folder.commit(self._staged, "shards", tar)
+            _write_parquet(self._rows, MANIFEST_SCHEMA, staged_manifest)
+            self.folder.commit(staged_manifest, "shards", manifest)
+        except OSError:
+            # Not committed. Remove the pieces now rather than at the next start: the disk may be full.
+            staged_manifest.unlink(missing_ok=True)
+            self.folder.remove_quietly("shards", tar)  # a tar without its manifest is never a shard
+            raise
+        self.committed.append(tar)
+        self.committed_samples += len(self._rows)
+        self._staged, self._rows, self._bytes = None, [], 0
         self.next_index += 1
+
+    def discard(self) -> None:
+        """Drop the shard being filled (its sources are not done: a rerun makes them again) and its staged
+        file, which may be what filled the disk."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()
+            except OSError:
+                # The full disk fails the close too; the file object is closed here so that nothing retries
+                # the write when it is collected, and the space is freed once the file is unlinked.
+                own = getattr(writer, "own_fileobj", None)
+                if own is not None:
+                    with suppress(OSError):  # a buffered file closes its descriptor even when flush fails
+                        own.close()
+        if self._staged is not None:
+            self._staged.unlink(missing_ok=True)
+        self._staged, self._rows, self._bytes = None, [], 0
 
 
 @dataclass
@@ -198,7 +234,11 @@ class RejectWriter:
             return
         name = f"rejects-{self.next_index:06d}.parquet"
         staged = self.folder.staging_file("rejects", name)
-        _write_parquet(self._rows, REJECTS_SCHEMA, staged)
-        self.folder.commit(staged, "rejects", name)
+        try:
+            _write_parquet(self._rows, REJECTS_SCHEMA, staged)
+            self.folder.commit(staged, "rejects", name)
+        except OSError:
+            staged.unlink(missing_ok=True)
+            raise
         self._rows = []
         self.next_index += 1

@@ -9,8 +9,11 @@ s3:// and gs:// (with the s3/gcs extras) behave alike. A source that cannot be l
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,69 @@ def _is_media(name: str) -> bool:
 
 class SourceError(Exception):
     """A source that cannot be used at all (missing, unreadable listing, bad labels file)."""
+
+
+# The extra that brings each object store's fsspec implementation (pyproject.toml), and how to give it
+# credentials.
+STORE_EXTRAS = {"s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"), "gs": ("gcs", "gcsfs"), "gcs": ("gcs", "gcsfs")}
+CREDENTIAL_HELP = {
+    "s3": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or run where an instance role "
+    "provides them",
+    "gcs": "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or run "
+    "`gcloud auth application-default login`",
+}
+# botocore's and google-auth's exceptions for absent or unusable credentials, by name: neither package is a
+# dependency of the engine, only of the extras.
+CREDENTIAL_ERRORS = {
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",
+    "DefaultCredentialsError",
+    "RefreshError",
+}
+
+
+def store_problem(url: str, error: BaseException) -> str | None:
+    """One line for a storage failure its user can fix (a missing extra, missing or refused credentials);
+    None for anything else, which is then not hidden."""
+    protocol = url.split("://", 1)[0] if "://" in url else "file"
+    extra, package = STORE_EXTRAS.get(protocol, (None, None))
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if isinstance(error, ImportError):
+        if extra:
+            return f"{url} needs the {extra} extra: pip install 'step1x-data[{extra}]' (it brings {package})"
+        return f"{url}: {first_line}"  # fsspec's own message names the package
+    status = getattr(error, "code", None)  # gcsfs' HttpError carries the HTTP status
+    help_text = CREDENTIAL_HELP.get(extra or "", "check the credentials for this store")
+    if type(error).__name__ in CREDENTIAL_ERRORS or status == 401:
+        return f"no usable credentials for {url} ({type(error).__name__}: {first_line}): {help_text}"
+    if extra and (isinstance(error, PermissionError) or status == 403):  # locally: the usual OSError line
+        return f"access to {url} was refused ({first_line}): check what these credentials may read and write"
+    return None
+
+
+# The store clients log each retry and fallback, tracebacks included; a failure reaches the user once, as the
+# exception that store_access turns into one line.
+STORE_LOGGERS = ("gcsfs", "s3fs", "google.auth")
+
+
+@contextmanager
+def store_access(role: str, url: str) -> Iterator[None]:
+    """Turn a storage failure a user can fix into one line naming the option and the URL."""
+    loggers = [logging.getLogger(name) for name in STORE_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - only what store_problem recognises is rewritten
+        problem = store_problem(url, error)
+        if problem is None:
+            raise
+        raise SourceError(f"{role}: {problem}") from None
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 @dataclass
@@ -86,16 +152,61 @@ def load_coco(url: str) -> tuple[dict[str, dict[str, Any]], str]:
     return images, posixpath.dirname(url)
 
 
+# Compressed tars by their first bytes (tarfile reads any of them; a member's offset is then one in the
+# decompressed stream, and the reader decompresses up to it).
+TAR_COMPRESSIONS = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+
+
+def _tar_compression(head: bytes) -> str | None:
+    return next((name for magic, name in TAR_COMPRESSIONS.items() if head.startswith(magic)), None)
+
+
+def _member_problem(member: tarfile.TarInfo, first_offsets: dict[str, int]) -> tuple[str, str] | None:
+    """Why an image-named tar member cannot be a source, as (reason, detail); None when it can."""
+    if member.issym() or member.islnk():
+        kind = "symbolic" if member.issym() else "hard"
+        return "link_member", f"a {kind} link to {member.linkname!r}; links in a tar are not followed"
+    if not member.isfile():
+        return "not_a_file", f"a tar member of type {member.type!r}, not a regular file"
+    path = posixpath.normpath(member.name)
+    if member.name.startswith("/") or path == ".." or path.startswith("../"):
+        return "unsafe_member_name", f"{member.name!r} is absolute or leaves the archive's folder"
+    if path in first_offsets:
+        first = first_offsets[path]
+        return "duplicate_member", f"a member of the same name comes first (at byte {first}); only it is read"
+    first_offsets[path] = member.offset_data
+    return None
+
+
 def _list_tar(url: str, licence: str, listing: Listing) -> None:
+    """Each image-named member is a source read by its offset, or a reject saying why it cannot be one.
+    Only headers are read here; a member's bytes are read (size limit checked first) by the worker."""
     try:
-        with fsspec.open(url, "rb") as handle, tarfile.open(fileobj=handle, mode="r|*") as archive:
-            members = [m.name for m in archive if m.isfile() and m.name.lower().endswith(IMAGE_SUFFIXES)]
+        with fsspec.open(url, "rb") as handle:
+            compression = _tar_compression(handle.read(6))
+            handle.seek(0)
+            with tarfile.open(fileobj=handle, mode="r|*") as archive:
+                members = [m for m in archive if not m.isdir() and m.name.lower().endswith(IMAGE_SUFFIXES)]
     except (OSError, tarfile.TarError, EOFError) as error:
         listing.rejects.append(
             {"source_uri": url, "reason": "unreadable_tar", "detail": f"{type(error).__name__}: {error}"}
         )
         return
-    listing.refs.extend(_ref(f"tar://{name}::{url}", licence) for name in members)
+    first_offsets: dict[str, int] = {}
+    for member in members:
+        uri = f"tar://{member.name}::{url}"
+        problem = _member_problem(member, first_offsets)
+        if problem:
+            listing.rejects.append({"source_uri": uri, "reason": problem[0], "detail": problem[1]})
+            continue
+        ref = _ref(uri, licence)
+        ref["tar"] = {
+            "archive": url,
+            "offset": member.offset_data,
+            "size": member.size,
+            "compression": compression,
+        }
+        listing.refs.append(ref)
 
 
 def _video_ref(uri: str, licence: str) -> dict[str, Any]:
@@ -173,22 +284,24 @@ def list_sources(
     ``videos``: the run's task takes frame pairs, so its sources are video files and folders of frames.
     """
     listing = Listing()
-    fs, path = fsspec.core.url_to_fs(spec)
-    if fsspec.core.has_magic(path):
-        matches = sorted(fs.glob(path))
-        if not matches:
-            raise SourceError(f"source pattern {spec} matches nothing")
-    elif fs.exists(path):
-        matches = [path]
-    else:
-        raise SourceError(f"source {spec} does not exist")
-    for match in matches:
-        if videos:
-            _list_one_video(fs, match, licence, listing)
+    with store_access("--source", spec):
+        fs, path = fsspec.core.url_to_fs(spec)
+        if fsspec.core.has_magic(path):
+            matches = sorted(fs.glob(path))
+            if not matches:
+                raise SourceError(f"source pattern {spec} matches nothing")
+        elif fs.exists(path):
+            matches = [path]
         else:
-            _list_one(fs, match, labels, licence, listing)
+            raise SourceError(f"source {spec} does not exist")
+        for match in matches:
+            if videos:
+                _list_one_video(fs, match, licence, listing)
+            else:
+                _list_one(fs, match, labels, licence, listing)
     if labels:
-        _attach_by_name(listing, load_coco(labels)[0])
+        with store_access("--labels", labels):
+            _attach_by_name(listing, load_coco(labels)[0])
     return listing
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTOS = REPO / "examples" / "photos"
+PLUGINS = Path(__file__).parent / "plugins"
 
 
 def photo(name: str = "coffee.png") -> Image.Image:
@@ -138,3 +139,14 @@ def reject_rows(run: Path) -> list[dict]:
         for path in sorted((run / "rejects").glob("rejects-*.parquet"))
         for row in pq.read_table(path).to_pylist()
     ]
+
+
+def plugin_env(tmp_path: Path, **plugins: str) -> dict[str, str]:
+    """An installed distribution (a dist-info on PYTHONPATH) announcing `name = module` plug-ins."""
+    site = tmp_path / "site"
+    info = site / "step1x_test_plugins-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: step1x-test-plugins\nVersion: 0.1\n")
+    lines = "".join(f"{name} = {module}\n" for name, module in plugins.items())
+    (info / "entry_points.txt").write_text(f"[step1x_data.plugins]\n{lines}")
+    return {"PYTHONPATH": f"{site}:{PLUGINS}"}

@@ -28,8 +28,8 @@ def ids(run: Path) -> set[str]:
     return {row["id"] for row in manifest_rows(run)}
 
 
-@pytest.fixture
-def cluster(tmp_path: Path):
+@pytest.fixture(scope="module")
+def cluster():
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}"}
     gcs_port, dashboard_port = free_port(), free_port()
     temp_dir = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # unix socket paths must stay under 108 bytes
@@ -65,34 +65,28 @@ def cluster(tmp_path: Path):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_ray_job_submit_runs_the_entry_module(cluster, tmp_path: Path) -> None:
+def submit_job(cluster, *entrypoint: str) -> subprocess.CompletedProcess:
+    """`ray job submit --working-dir REPO -- ENTRYPOINT`, as the README shows it."""
     env, dashboard = cluster
-    out = tmp_path / "submitted"
-    submit = subprocess.run(
-        [
-            str(BIN / "ray"),
-            "job",
-            "submit",
-            "--address",
-            dashboard,
-            "--working-dir",
-            str(REPO),
-            "--",
-            "python",
-            "-m",
-            "pipelines.subject_removal",
-            "--source",
-            str(PHOTOS),
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO,
+    command = [str(BIN / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(REPO), "--"]
+    return subprocess.run(
+        [*command, *entrypoint], env=env, capture_output=True, text=True, timeout=600, cwd=REPO
     )
+
+
+def test_ray_job_submit_runs_the_entry_module(cluster, tmp_path: Path) -> None:
+    out = tmp_path / "submitted"
+    entry = [
+        "python",
+        "-m",
+        "pipelines.subject_removal",
+        "--source",
+        str(PHOTOS),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    submit = submit_job(cluster, *entry)
     assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
     assert "succeeded" in (submit.stdout + submit.stderr).lower()
     run_json = json.loads((out / "run.json").read_text())
@@ -110,3 +104,17 @@ def test_ray_job_submit_runs_the_entry_module(cluster, tmp_path: Path) -> None:
         "local",
     )
     assert ids(out) == ids(local)
+
+
+def test_a_relative_out_under_job_submit_is_refused(cluster) -> None:
+    """The job runs in the cluster's temporary copy of --working-dir: a relative --out would go with it."""
+    relative = f"runs/relative-{os.getpid()}"
+    entry = ["python", "-m", "pipelines.subject_removal", "--source", "examples/photos", "--out", relative]
+    submit = submit_job(cluster, *entry)
+    logs = submit.stdout + submit.stderr
+    assert submit.returncode != 0 and "failed" in logs.lower()
+    # One error line (ray job submit echoes the job's last logs, so it may be shown twice).
+    (line,) = {line for line in logs.splitlines() if line.startswith("Error:")}
+    assert f"--out {relative} is a relative path" in line and "working directory" in line
+    assert "s3://" in line  # says what to give instead
+    assert not (REPO / relative).exists()

@@ -8,25 +8,22 @@ import json
 from pathlib import Path
 
 import pytest
-from engine_inputs import PHOTOS, cli, manifest_rows, reject_rows
-
-PLUGINS = Path(__file__).parent / "plugins"
-
-
-def plugin_env(tmp_path: Path, **plugins: str) -> dict[str, str]:
-    """An installed distribution (a dist-info on PYTHONPATH) announcing `name = module` plug-ins."""
-    site = tmp_path / "site"
-    info = site / "step1x_test_plugins-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: step1x-test-plugins\nVersion: 0.1\n")
-    lines = "".join(f"{name} = {module}\n" for name, module in plugins.items())
-    (info / "entry_points.txt").write_text(f"[step1x_data.plugins]\n{lines}")
-    return {"PYTHONPATH": f"{site}:{PLUGINS}"}
+from engine_inputs import PHOTOS, cli, manifest_rows, plugin_env, reject_rows
 
 
 def removal(out: Path, *extra: str, env: dict[str, str], check: bool = False):
-    return cli("run", "subject_removal", "--source", str(PHOTOS), "--out", str(out), "--quiet", *extra,
-               env=env, check=check)
+    return cli(
+        "run",
+        "subject_removal",
+        "--source",
+        str(PHOTOS),
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+        env=env,
+        check=check,
+    )
 
 
 def test_a_bug_stops_the_run_with_its_traceback_and_source(tmp_path: Path) -> None:

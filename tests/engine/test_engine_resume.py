@@ -8,8 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -95,34 +97,74 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(
     assert [r["status"] for r in runs] == ["interrupted", "finished"]
 
 
+class HoldingServer(ThreadingHTTPServer):
+    """Serves a folder over real HTTP, holding the first request for `held` open: the Ray worker reading
+    it is then provably alive and mid-task until the test kills it."""
+
+    def __init__(self, folder: Path, held: str) -> None:
+        self.folder, self.held = folder, held
+        self.requests: Counter[str] = Counter()
+        self.holding, self.release = threading.Event(), threading.Event()
+        super().__init__(("127.0.0.1", 0), HoldingHandler)
+
+
+class HoldingHandler(BaseHTTPRequestHandler):
+    server: HoldingServer
+
+    def do_GET(self) -> None:
+        name = self.path.lstrip("/")
+        self.server.requests[name] += 1
+        if name == self.server.held and self.server.requests[name] == 1:
+            self.server.holding.set()
+            self.server.release.wait(240)
+            return  # the reader was killed meanwhile: nothing to answer
+        data = (self.server.folder / name).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 def test_a_worker_killed_mid_run_is_retried_and_nothing_is_lost(
     source: Path, reference: Path, tmp_path: Path
 ) -> None:
+    names = sorted(p.name for p in source.iterdir())
+    server = HoldingServer(source, held=names[-1])  # the last source: earlier ones are under way or done
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    listing = tmp_path / "sources.txt"
+    listing.write_text("".join(f"http://127.0.0.1:{server.server_port}/{name}\n" for name in names))
     out = tmp_path / "worker-killed"
+    args = [*ray_run(source), "--out", str(out)]
+    args[args.index("--source") + 1] = str(listing)
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", *ray_run(source), "--out", str(out)],
+        [sys.executable, "-m", "pipelines.cli", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
-    # Wait until work is under way (a shard committed), then SIGKILL the Ray worker running the map.
-    deadline = time.time() + 240
-    worker = None
-    while time.time() < deadline and worker is None:
-        committed = list((out / "shards").glob("shard-*.parquet"))
-        # Only this run's workers: the run was started in a session of its own.
+    try:
+        assert server.holding.wait(240), "the held source was never requested"
+        # The one map worker of this run (its own session) is now blocked reading the held source.
         pids = subprocess.run(
             ["pgrep", "-s", str(process.pid), "-f", "ray::Map"], capture_output=True, text=True
         ).stdout.split()
-        worker = int(pids[0]) if committed and pids else None
-        time.sleep(0.05)
-    assert worker is not None, "no Ray map worker appeared"
-    os.kill(worker, signal.SIGKILL)
-    output, _ = process.communicate(timeout=300)
+        assert len(pids) == 1, pids
+        os.kill(int(pids[0]), signal.SIGKILL)
+        output, _ = process.communicate(timeout=300)
+    finally:
+        server.release.set()
+        server.shutdown()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 0, output[-3000:]
     assert "worker died" in output.lower() or "retried" in output.lower(), "the kill must hit a running task"
+    # The held request was never answered: any later one is the retry of the killed task reading it again.
+    assert server.requests[names[-1]] > 1, "the killed task was not retried"
     final = committed_ids(out)
     assert sorted(final) == sorted(committed_ids(reference))
     assert len(final) == len(set(final))
