@@ -112,7 +112,8 @@ def test_resume_from_sharded_checkpoint_is_exact(fsdp_run: Path) -> None:
 def test_gathered_weights_load_as_the_trained_model(fsdp_run: Path) -> None:
     folder = fsdp_run / f"checkpoint-{STEPS}" / "transformer"
     model = Step1XEditTransformer.from_pretrained(folder, torch_dtype=torch.float32, use_safetensors=True)
-    assert float(sum(p.detach().double().sum() for p in model.parameters())) == reports(fsdp_run)[0]["checksum"]
+    checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
+    assert checksum == reports(fsdp_run)[0]["checksum"]
     start = Step1XEditTransformer.from_config(model.config)  # a fresh init differs: the weights trained
     assert not all(torch.equal(p, q) for p, q in zip(model.parameters(), start.parameters(), strict=True))
     events = list((fsdp_run / "step1x-train").glob("events.out.tfevents.*"))
