@@ -397,7 +397,7 @@ def main() -> None:
     p.add_argument("--edit-size", type=int, default=1024, help="edit size level (default 1024)")
     p.add_argument("--edit-steps", type=int, default=28, help="denoising steps (default 28)")
     p.add_argument("--budget-s", type=float, default=570, help="all parts' wall-clock budget (default 570)")
-    p.add_argument("--part-timeout-s", type=float, default=200, help="one part's limit (default 200)")
+    p.add_argument("--part-timeout-s", type=float, default=240, help="one part's limit (default 240)")
     p.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)  # set for the workers by the parent
     args = p.parse_args()
     if args.part:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,13 +41,15 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from model.checkpointing import cpu_offloaded_checkpoint
-from model.data import Batch, DataFilter, ShardBatches
 from model.fp8_base import fp8_base_linears
 from model.fsdp import gather_full_state, load_shards, resharded, save_shards, shard_transformer
 from model.latents import pack, pixels_to_uint8
 from model.mllm import Step1XMLLMEncoder
 from model.optim import OPTIMIZERS, load_optimizer, make_optimizer, retensor, save_optimizer
 from model.transformer import Step1XEditTransformer
+
+if TYPE_CHECKING:
+    from model.data import Batch, ShardBatches
 
 # Every Linear inside the double and single blocks, as the reference LoRA recipe (lora_module.py) targets.
 LORA_TARGETS = (
@@ -409,6 +412,8 @@ class Trainer:
             self.transformer, self.optimizer = transformer, acc.prepare(self.raw_optimizer)
         else:
             self.transformer, self.optimizer = acc.prepare(transformer, self.raw_optimizer)
+        from model.data import DataFilter, ShardBatches  # webdataset, pyarrow: only to read shards
+
         flt = DataFilter(
             view_ids=Path(cfg.view) if cfg.view else None,
             min_o=cfg.min_o,
@@ -444,6 +449,8 @@ class Trainer:
         """
         cfg, acc = self.cfg, self.accelerator
         langs = [lang for lang, p in (("en", cfg.lang_en), ("zh", 1 - cfg.lang_en)) if p > 0]
+        from model.data import DataFilter, ShardBatches
+
         flt = DataFilter(view_ids=Path(cfg.view) if cfg.view else None, min_o=cfg.min_o, tasks=cfg.tasks)
         every = ShardBatches(
             cfg.shards,
@@ -637,6 +644,8 @@ class Trainer:
     # -- validation --
 
     def _val_data(self) -> ShardBatches:
+        from model.data import DataFilter, ShardBatches
+
         return ShardBatches(
             self.cfg.val_shards,
             DataFilter(),
