@@ -7,9 +7,14 @@ BIN := $(VENV)/bin
 # SAM-2, depth) and by RAFT; PyPI's torchvision does not load beside the CPU-only torch 2.13 wheel, so the
 # pair is 2.14.1 (a CUDA build that runs on the CPU).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-# Debian packages the tests use: a headless browser for the web pages, a CJK font for Chinese text,
-# and OpenCV's sample data (real photos, text images and a video the tests never ship).
-SYSTEM_PACKAGES ?= chromium fonts-wqy-microhei opencv-doc
+# Debian packages the tests use: a headless browser for the web pages, the fonts text_modification draws
+# with (WenQuanYi Micro Hei for Chinese, Liberation for Latin), and OpenCV's sample data (real photos, text
+# images and videos).
+SYSTEM_PACKAGES ?= chromium fonts-wqy-microhei fonts-liberation opencv-doc
+# Installed without their dependencies: each names an OpenCV distribution (opencv-python-headless,
+# opencv-contrib-python) that would overwrite opencv-contrib-python-headless's cv2/. The `ocr` and `faces`
+# extras list what they really need. MediaPipe's model files ship in annotators/mediapipe/.
+NO_DEPS_PACKAGES ?= rapidocr==3.10.0 mediapipe==1.2.3 ai-edge-litert==2.3.0
 
 .PHONY: setup system-deps demo test lint
 
@@ -25,10 +30,8 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[models,dev,report]'
-	# mediapipe without its dependencies: it asks for opencv-contrib-python, which would replace the
-	# headless OpenCV; its real needs (absl-py, flatbuffers) are in pyproject.toml
-	$(BIN)/pip install -q --no-deps mediapipe==1.2.3
+	$(BIN)/pip install -q -e '.[models,dev,report,ocr,faces]'
+	$(BIN)/pip install -q --no-deps $(NO_DEPS_PACKAGES)
 	touch $@
 
 setup: $(BIN)/.installed

@@ -20,7 +20,10 @@ from annotators.registry import Plugin
 from tasks.fill_quality import ring_of, surroundings
 from tasks.masks import bbox_of
 
-BACKENDS = {"offline": "annotators.inpaint:ClassicalInpainter"}
+BACKENDS = {
+    "offline": "annotators.inpaint:ClassicalInpainter",
+    "models": "annotators.inpaint_models:DiffusionInpainter",
+}
 
 
 class ClassicalInpainter(Plugin):

@@ -19,7 +19,10 @@ from annotators.registry import Annotator, PluginUnavailable
 from tasks.masks import bbox_of
 from tasks.records import ObjectLabel, SourceSample
 
-BACKENDS = {"offline": "annotators.objects:OfflineObjects"}
+BACKENDS = {
+    "offline": "annotators.objects:OfflineObjects",
+    "models": "annotators.objects_models:FlorenceSam2Objects",
+}
 
 
 class People:

@@ -17,13 +17,33 @@ from pathlib import Path
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 # Real photographs with objects, people, animals, streets and scenes (no calibration charts, no drawings).
 OPENCV_PHOTOS = (
-    "aloeL.jpg", "apple.jpg", "baboon.jpg", "basketball1.png", "board.jpg", "box_in_scene.png",
-    "building.jpg", "butterfly.jpg", "chicky_512.png", "fruits.jpg", "home.jpg", "leuvenA.jpg",
-    "licenseplate_motion.jpg", "messi5.jpg", "orange.jpg", "rubberwhale1.png", "smarties.png",
-    "squirrel_cls.jpg", "stuff.jpg", "left01.jpg", "aero3.jpg",
+    "aloeL.jpg",
+    "apple.jpg",
+    "baboon.jpg",
+    "basketball1.png",
+    "board.jpg",
+    "box_in_scene.png",
+    "building.jpg",
+    "butterfly.jpg",
+    "chicky_512.png",
+    "fruits.jpg",
+    "home.jpg",
+    "leuvenA.jpg",
+    "licenseplate_motion.jpg",
+    "messi5.jpg",
+    "orange.jpg",
+    "rubberwhale1.png",
+    "smarties.png",
+    "squirrel_cls.jpg",
+    "stuff.jpg",
+    "left01.jpg",
+    "aero3.jpg",
 )
 # Photographs with legible text (signs, packaging, pages).
-OPENCV_TEXT = ("ela_original.jpg", "text_motion.jpg", "imageTextR.png", "licenseplate_motion.jpg")
+OPENCV_TEXT = (
+    "ela_original.jpg", "text_motion.jpg", "imageTextR.png", "licenseplate_motion.jpg",
+    "board.jpg", "box_in_scene.png",  # also in OPENCV_PHOTOS: a circuit board's labels, a box's print
+)
 OPENCV_VIDEO = ("Megamind.avi", "tree.avi")
 LICENCES = {
     "opencv-doc": "OpenCV sample data (Debian opencv-doc, BSD-3-Clause/Apache-2.0 OpenCV distribution)",

@@ -25,6 +25,10 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 DEFAULT_LABELS_NAME = "labels.coco.json"
 
 
+def _is_media(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+
+
 class SourceError(Exception):
     """A source that cannot be used at all (missing, unreadable listing, bad labels file)."""
 
@@ -124,7 +128,8 @@ def _list_folder(
         if (
             name.startswith(".")
             or name.lower().endswith(SIDECAR_SUFFIXES)
-            or name.upper().startswith(("LICENSE", "LICENCE", "README"))
+            # LICENSE.txt, README: but a photo may be named licenseplate.jpg
+            or (name.upper().startswith(("LICENSE", "LICENCE", "README")) and not _is_media(name))
         ):
             continue
         relative = posixpath.relpath(path, root)

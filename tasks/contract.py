@@ -74,8 +74,11 @@ def frame_pairs(task: ModuleType) -> FramePairs:
 def contract_problems(task: ModuleType, name: str, gedit_key: str) -> list[str]:
     """Everything about a task module's declarations that breaks the contract (empty when it holds)."""
     if not isinstance(task, TaskModule):
-        missing = [a for a in ("NAME", "GEDIT_KEY", "ANNOTATORS", "TOOLS", "INPUTS", "LOCAL", "Params",
-                               "make_pairs") if not hasattr(task, a)]
+        missing = [
+            a
+            for a in ("NAME", "GEDIT_KEY", "ANNOTATORS", "TOOLS", "INPUTS", "LOCAL", "Params", "make_pairs")
+            if not hasattr(task, a)
+        ]
         return [f"missing {', '.join(missing)}"]
     problems = []
     if name != task.NAME:

@@ -7,6 +7,7 @@ while the heavy code lives in annotators/.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,6 +30,55 @@ class Inpainter(Protocol):
         ...
 
 
+class DepthEstimator(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """HxW float32 in [0, 1], 1 = nearest, for ``image`` (HxWx3 uint8); ``mask`` names the object whose
+        shape matters (the offline backend's shape prior needs it)."""
+        ...
+
+
+class Recolourer(Protocol):
+    name: str
+    version: str
+
+    def __call__(
+        self,
+        image: np.ndarray,
+        weights: np.ndarray,
+        colour: Any,
+        subject: str,
+        depth: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``image`` with the region ``weights`` (HxW float in [0, 1]) turned ``colour``
+        (tasks.colours.NamedColour); ``subject`` names the object ("cup"), ``depth`` its shape. Pixels of
+        weight 0 come back unchanged."""
+        ...
+
+
+class Retexturer(Protocol):
+    name: str
+    version: str
+
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray, material: Any, subject: str, depth: np.ndarray, seed: int
+    ) -> np.ndarray:
+        """``image`` with the object under ``mask`` (HxW bool) made of ``material``
+        (tasks.materials.Material); pixels outside the mask come back unchanged."""
+        ...
+
+
+class Styliser(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, image: np.ndarray, style: Any, seed: int) -> np.ndarray:
+        """The whole photo rendered in ``style`` (tasks.styles.Style), same size."""
+        ...
+
+
 class Tools:
     """The tools of one run, by name."""
 
@@ -48,3 +98,103 @@ class Tools:
     @property
     def inpaint(self) -> Inpainter:
         return self["inpaint"]
+
+
+# What the looking tools return. Coordinates are pixels of the image they were given.
+
+
+@dataclass
+class TextLine:
+    """One line (or word) of text read in an image."""
+
+    quad: np.ndarray  # (4, 2) float32 corners: top-left, top-right, bottom-right, bottom-left
+    text: str
+    score: float
+    words: list[TextLine] = field(default_factory=list)  # a line's words (Latin) or characters (CJK)
+
+
+@dataclass
+class RenderedText:
+    """Text drawn by a TextRenderer: ink coverage on a canvas, and where the pen started on the baseline."""
+
+    coverage: np.ndarray  # (h, w) float32 in [0, 1]
+    origin: tuple[float, float]  # x, y of the baseline's start in the canvas
+    ink: tuple[int, int, int, int]  # x0, y0, x1, y1 of the ink in the canvas
+
+
+@dataclass
+class Face:
+    """One face: its box and MediaPipe's 468-point face mesh (the canonical mesh topology)."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1, x1/y1 exclusive
+    score: float
+    landmarks: np.ndarray  # (468, 2) float32
+
+
+@dataclass
+class Pose:
+    """One body's 33 BlazePose landmarks (MediaPipe's pose topology) and how visible each is."""
+
+    landmarks: np.ndarray  # (33, 2) float32
+    visibility: np.ndarray  # (33,) float32 in [0, 1]
+    score: float
+
+
+class TextReader(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, image: np.ndarray) -> list[TextLine]:
+        """The text lines legible in ``image`` (HxWx3 uint8 RGB), with their words."""
+        ...
+
+    def read_line(self, image: np.ndarray) -> tuple[str, float]:
+        """Recognition alone on an upright image of one line: its text and confidence (fast: no search)."""
+        ...
+
+
+class TextRenderer(Protocol):
+    name: str
+    version: str
+
+    def fonts(self, text: str) -> tuple[str, ...]:
+        """The fonts that can draw every character of ``text`` (names for __call__)."""
+        ...
+
+    def __call__(self, text: str, font: str, size_px: float) -> RenderedText:
+        """``text`` in ``font`` at an em size of ``size_px`` pixels."""
+        ...
+
+
+class FaceFinder(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, image: np.ndarray) -> list[Face]: ...
+
+
+class PersonSegmenter(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Per-pixel probability (HxW float32 in [0, 1]) that the pixel belongs to a person."""
+        ...
+
+
+class PoseEstimator(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, image: np.ndarray, box: tuple[int, int, int, int]) -> Pose | None:
+        """The pose of the one person inside ``box``, or None when no body is found there."""
+        ...
+
+
+class FlowEstimator(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Optical flow from ``first`` to ``second`` (same-size RGB uint8): HxWx2 float32, pixels."""
+        ...

@@ -108,9 +108,197 @@ EXTRA_OBJECTS: dict[str, str] = {
     "candy": "糖果",
     "pen": "笔",
     "squirrel": "松鼠",
+    "flower": "花",
+    "flower pot": "花盆",
+    "toy whale": "玩具鲸鱼",
+    "seashell": "贝壳",
+    "butterfly": "蝴蝶",
 }
 
-OBJECTS: dict[str, str] = {**COCO_OBJECTS, **EXTRA_OBJECTS}
+# Objects a detector with an open vocabulary (Florence-2's <OD>) names and a removal can take away whole.
+# Parts of other objects (wheels, windows, faces, hands), what people wear, and scenery (buildings, walls,
+# sky) are deliberately absent: a name missing here is an object the annotator drops, with its reason.
+DETECTED_OBJECTS: dict[str, str] = {
+    "man": "男人",
+    "woman": "女人",
+    "boy": "男孩",
+    "girl": "女孩",
+    "child": "孩子",
+    "baby": "婴儿",
+    "mug": "马克杯",
+    "coffee cup": "咖啡杯",
+    "teapot": "茶壶",
+    "kettle": "水壶",
+    "jug": "水罐",
+    "jar": "罐子",
+    "plate": "盘子",
+    "box": "盒子",
+    "basket": "篮子",
+    "bucket": "水桶",
+    "bag": "包",
+    "trash can": "垃圾桶",
+    "candle": "蜡烛",
+    "pillow": "枕头",
+    "cushion": "靠垫",
+    "picture frame": "相框",
+    "poster": "海报",
+    "table": "桌子",
+    "coffee table": "茶几",
+    "desk": "书桌",
+    "stool": "凳子",
+    "cabinet": "柜子",
+    "shelf": "架子",
+    "sunglasses": "太阳镜",
+    "cap": "鸭舌帽",
+    "balloon": "气球",
+    "toy": "玩具",
+    "football": "足球",
+    "basketball": "篮球",
+    "tennis ball": "网球",
+    "doll": "玩偶",
+    "flower": "花",
+    "flowerpot": "花盆",
+    "street light": "路灯",
+    "traffic sign": "交通标志",
+    "statue": "雕像",
+    "sculpture": "雕塑",
+    "tent": "帐篷",
+    "van": "面包车",
+    "taxi": "出租车",
+    "scooter": "滑板车",
+    "helicopter": "直升机",
+    "butterfly": "蝴蝶",
+    "duck": "鸭子",
+    "chicken": "鸡",
+    "goose": "鹅",
+    "fish": "鱼",
+    "deer": "鹿",
+    "monkey": "猴子",
+    "lion": "狮子",
+    "tiger": "老虎",
+    "rabbit": "兔子",
+    "strawberry": "草莓",
+    "grape": "葡萄",
+    "lemon": "柠檬",
+    "tomato": "西红柿",
+    "bread": "面包",
+    "cookie": "饼干",
+    "egg": "鸡蛋",
+    "pencil": "铅笔",
+    "headphones": "耳机",
+    "microphone": "麦克风",
+    "guitar": "吉他",
+    "piano": "钢琴",
+    "drum": "鼓",
+    "watch": "手表",
+    "speaker": "音箱",
+    "monitor": "显示器",
+    "tablet computer": "平板电脑",
+}
+
+OBJECTS: dict[str, str] = {**COCO_OBJECTS, **EXTRA_OBJECTS, **DETECTED_OBJECTS}
+
+# Other names a detector gives the same objects (Open Images / Objects365 wording, British spelling...).
+ALIASES: dict[str, str] = {
+    "human": "person",
+    "ball": "sports ball",
+    "people": "person",
+    "mobile phone": "cell phone",
+    "smartphone": "cell phone",
+    "telephone": "cell phone",
+    "television": "tv",
+    "sofa": "couch",
+    "houseplant": "potted plant",
+    "plant pot": "flowerpot",
+    "computer keyboard": "keyboard",
+    "computer mouse": "mouse",
+    "computer monitor": "monitor",
+    "laptop computer": "laptop",
+    "motorbike": "motorcycle",
+    "aeroplane": "airplane",
+    "aircraft": "airplane",
+    "bike": "bicycle",
+    "ship": "boat",
+    "doughnut": "donut",
+    "drinking glass": "wine glass",
+    "glass": "wine glass",
+    "tea cup": "cup",
+    "teacup": "cup",
+    "bin": "trash can",
+    "waste container": "trash can",
+    "wastebasket": "trash can",
+    "lantern": "lamp",
+    "table lamp": "lamp",
+    "street lamp": "street light",
+    "teddy": "teddy bear",
+    "stuffed toy": "teddy bear",
+    "ipad": "tablet computer",
+    "tablet": "tablet computer",
+    "loudspeaker": "speaker",
+    "headphone": "headphones",
+    "wristwatch": "watch",
+    "alarm clock": "clock",
+    "wall clock": "clock",
+    "luggage": "suitcase",
+    "puppy": "dog",
+    "kitten": "cat",
+    "pot plant": "potted plant",
+}
+
+# Names a detector gives to what a removal cannot take away whole: parts of people, vehicles and buildings,
+# what people wear, scenery. An object so named is dropped at once (no point asking its region again).
+UNREMOVABLE: frozenset[str] = frozenset(
+    {
+        "human face", "human head", "human hair", "human hand", "human arm", "human leg", "human eye",
+        "human nose", "human mouth", "human ear", "human body", "face", "head", "hair", "hand", "arm", "leg",
+        "clothing", "footwear", "shirt", "jacket", "dress", "trousers", "jeans", "shoe", "sock",
+        "wheel", "tire", "license plate", "window", "door", "roof", "wall", "floor", "ceiling", "stairs",
+        "building", "house", "skyscraper", "tower", "road", "street", "sidewalk", "sky", "cloud", "grass",
+        "water", "sea", "river", "mountain", "land vehicle", "vehicle", "furniture", "food", "tableware",
+        "kitchen utensil", "fashion accessory", "plant", "animal", "mammal", "carnivore", "person's face",
+    }
+)  # fmt: skip
+
+_ARTICLES = ("a ", "an ", "the ")
+
+
+def _singular(word: str) -> str:
+    """English plural -> singular for the vocabulary's regular nouns ("cups", "boxes", "butterflies")."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "sses")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us")) and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def _lookup(phrase: str) -> str | None:
+    for candidate in (phrase, _singular(phrase)):
+        if candidate in OBJECTS:
+            return candidate
+        if candidate in ALIASES:
+            return ALIASES[candidate]
+    return None
+
+
+def vocabulary_key(name: str) -> str | None:
+    """The vocabulary key a free-text object name stands for, or None when it names nothing known.
+
+    "Coffee cup" -> "coffee cup", "a white mugs" -> "mug", "mobile phone" -> "cell phone": the whole phrase
+    first, then without its leading words (adjectives: "red car" -> "car").
+    """
+    phrase = " ".join(name.lower().replace("-", " ").replace("_", " ").split()).strip(" .,;:!?")
+    for article in _ARTICLES:
+        if phrase.startswith(article):
+            phrase = phrase[len(article) :]
+    words = phrase.split()
+    for start in range(len(words)):
+        key = _lookup(" ".join(words[start:]))
+        if key is not None:
+            return key
+    return None
+
 
 # English names whose instructions read better without the category's plural-looking form.
 _EN_DISPLAY = {"skis": "pair of skis", "tv": "TV", "sports ball": "ball", "cell phone": "phone"}

@@ -91,10 +91,17 @@ def test_a_local_ray_that_does_not_start_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("where", ["no_models_dir", "missing_folder"])
 def test_a_missing_model_is_one_line_before_any_work(tmp_path: Path, where: str) -> None:
-    env = plugin_env(tmp_path, inpaint="needs_weights")
-    models = [] if where == "no_models_dir" else ["--models-dir", str(tmp_path / "models")]
-    result = removal(tmp_path / "run", "--backend", "models", *models, env=env)
+    """The real model plug-ins: Florence-2 + SAM-2 (objects), then FLUX.1-Fill or SD inpainting (inpaint)."""
+    models_dir = tmp_path / "models"
+    if where == "missing_folder":
+        for present in ("Florence-2-large", "sam2.1-hiera-large"):  # the annotator's folders, not the tool's
+            (models_dir / present).mkdir(parents=True)
+    models = [] if where == "no_models_dir" else ["--models-dir", str(models_dir)]
+    result = removal(tmp_path / "run", "--backend", "models", *models, env={})
     assert result.returncode != 0 and not (tmp_path / "run").exists()
     (line,) = result.stderr.strip().splitlines()
-    assert "FLUX.1-Fill-dev" in line and "models backend" in line
-    assert ("--models-dir" in line) if where == "no_models_dir" else (str(tmp_path / "models") in line)
+    assert "models backend" in line
+    if where == "no_models_dir":  # the first plug-in checked is the task's annotator
+        assert "Florence-2-large" in line and "--models-dir" in line
+    else:
+        assert str(models_dir / "FLUX.1-Fill-dev") in line and "stable-diffusion-2-inpainting" in line

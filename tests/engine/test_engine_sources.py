@@ -38,6 +38,14 @@ def test_folder_attaches_coco_labels_and_licences() -> None:
     assert cup.mask[y0:y1, x0:x1].sum() == cup.mask.sum()
 
 
+def test_licence_and_readme_files_are_skipped_but_photos_named_like_them_are_not(tmp_path: Path) -> None:
+    for name in ("LICENSE", "README.txt", "licence.txt"):
+        (tmp_path / name).write_text("not a photo")
+    shutil.copy(PHOTOS / "rocket.jpg", tmp_path / "licenseplate_motion.jpg")
+    shutil.copy(PHOTOS / "camera.png", tmp_path / "readme_cover.png")
+    assert names(list_sources(str(tmp_path)).refs) == ["licenseplate_motion.jpg", "readme_cover.png"]
+
+
 def test_text_and_parquet_lists_resolve_relative_paths(tmp_path: Path) -> None:
     shutil.copy(PHOTOS / "rocket.jpg", tmp_path / "rocket.jpg")
     (tmp_path / "list.txt").write_text(f"# photos\nrocket.jpg\n{PHOTOS / 'coffee.png'}\n\n")

@@ -1,0 +1,312 @@
+"""Replacing one word of text in a photo: erase it, then draw the new word in the old one's place, size,
+colour, angle, weight, width and sharpness.
+
+Everything happens in an upright patch around the word (the line's angle turned out): the word's pixels
+are told from its background by Otsu's threshold, the background side being the one above and below the
+word; the old word is fitted by each candidate font (the one whose drawing of the OLD text overlaps the old
+ink best is used for the new text); the old ink is filled from the background around it; the new text is drawn
+with the old text colour and blurred as much as the old text is soft; the patch goes back into the photo
+only where something changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from tasks.tools import RenderedText, TextRenderer
+
+
+@dataclass
+class WordGeometry:
+    centre: tuple[float, float]  # image pixels
+    angle_deg: float  # the line's angle (image y down)
+    width: float  # along the line
+    height: float  # across it (the line's height)
+    left_room: float  # free space before the word along the line, pixels (to the previous word or beyond)
+    right_room: float  # after it
+    alone: bool  # the only word of its line: centred, not left-aligned
+
+
+@dataclass
+class Replaced:
+    image: np.ndarray  # the photo with the word replaced
+    mask: np.ndarray  # bool HxW: every pixel that may differ
+    font: str
+    size_px: float
+    colour: tuple[int, int, int]
+
+
+class TextEditError(Exception):
+    """The word cannot be replaced well; ``reason`` is the reject reason."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def line_axes(quad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors along the text line (top-left to top-right) and across it (downwards)."""
+    along = (quad[1] - quad[0]) + (quad[2] - quad[3])
+    along = along / max(float(np.linalg.norm(along)), 1e-6)
+    return along, np.array([-along[1], along[0]], np.float32)
+
+
+def word_geometry(word_quad: np.ndarray, line_quad: np.ndarray, neighbours: list[np.ndarray]) -> WordGeometry:
+    """Where a word sits in its line, measured along and across the line's direction."""
+    along, across = line_axes(line_quad)
+    u = word_quad @ along
+    v_line = line_quad @ across
+    centre_u = (u.min() + u.max()) / 2
+    centre_v = (v_line.min() + v_line.max()) / 2
+    centre = along * centre_u + across * centre_v
+    left_room = right_room = np.inf
+    for other in neighbours:
+        ou = other @ along
+        if ou.max() <= u.min() + 1:
+            left_room = min(left_room, u.min() - ou.max())
+        elif ou.min() >= u.max() - 1:
+            right_room = min(right_room, ou.min() - u.max())
+    return WordGeometry(
+        centre=(float(centre[0]), float(centre[1])),
+        angle_deg=float(np.degrees(np.arctan2(along[1], along[0]))),
+        width=float(u.max() - u.min()),
+        height=float(v_line.max() - v_line.min()),
+        left_room=float(left_room),
+        right_room=float(right_room),
+        alone=not neighbours,
+    )
+
+
+def _box_mask(shape: tuple[int, int], box: tuple[float, float, float, float]) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    x0, y0, x1, y1 = (round(v) for v in box)
+    mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = True
+    return mask
+
+
+def _ink_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _blur(coverage: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(coverage, (0, 0), sigma) if sigma > 0 else coverage
+
+
+def _softness(t: np.ndarray) -> float:
+    """Share of partly-inked pixels among inked ones: how soft (blurred, anti-aliased) strokes are."""
+    inked = float((t >= 0.5).sum())
+    return float(((t > 0.2) & (t < 0.8)).sum()) / max(inked, 1.0)
+
+
+class WordEditor:
+    """Replaces words in one photo (one editor per source; the renderer is a shared tool)."""
+
+    def __init__(
+        self,
+        renderer: TextRenderer,
+        min_contrast: float = 25.0,  # L* units between text and background
+        max_background_std: float = 9.0,  # L* spread of the background next to the word
+        min_font_fit: float = 0.35,  # overlap of the best font's drawing of the old word with its ink
+    ) -> None:
+        self.renderer = renderer
+        self.min_contrast = min_contrast
+        self.max_background_std = max_background_std
+        self.min_font_fit = min_font_fit
+
+    def replace(self, image: np.ndarray, geometry: WordGeometry, old: str, new: str) -> Replaced:
+        h = geometry.height
+        pad_x = 2.5 * h + 0.5 * geometry.width  # room for a longer replacement
+        pad_y = 0.8 * h
+        size = (int(np.ceil(geometry.width + 2 * pad_x)), int(np.ceil(h + 2 * pad_y)))
+        forward = cv2.getRotationMatrix2D(geometry.centre, geometry.angle_deg, 1.0)
+        forward[:, 2] += (size[0] / 2 - geometry.centre[0], size[1] / 2 - geometry.centre[1])
+        patch = cv2.warpAffine(image, forward, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cx, cy = size[0] / 2, size[1] / 2
+        # OCR word boxes are approximate: the word may reach halfway into the gap to its neighbours.
+        reach_left = min(0.5 * h, 0.5 * geometry.left_room)
+        reach_right = min(0.5 * h, 0.5 * geometry.right_room)
+        word_box = (
+            cx - geometry.width / 2 - max(0.1 * h, reach_left),
+            cy - 0.6 * h,
+            cx + geometry.width / 2 + max(0.1 * h, reach_right),
+            cy + 0.6 * h,
+        )
+        shape = patch.shape[:2]
+        in_word = _box_mask(shape, word_box)
+        # Background reference: the bands just above and below the word (neighbouring words lie beside it).
+        bands = _box_mask(shape, (word_box[0], cy - 0.85 * h, word_box[2], cy + 0.85 * h)) & ~in_word
+        lum8 = cv2.cvtColor(patch, cv2.COLOR_RGB2LAB)[..., 0]
+        threshold8, _ = cv2.threshold(lum8[in_word], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        lum = lum8.astype(np.float32) * (100.0 / 255.0)  # L*, so the bounds read in familiar units
+        threshold = threshold8 * (100.0 / 255.0)
+        dark_background = float(np.mean(lum[bands] > threshold)) < 0.5
+        ink = in_word & ((lum > threshold) if dark_background else (lum <= threshold))
+        background = bands & ((lum <= threshold) if dark_background else (lum > threshold))
+        if ink.sum() < 8 or background.sum() < 8:
+            raise TextEditError("text_not_separable", "no ink or no background around the word")
+        bg_lum, ink_lum = float(np.median(lum[background])), float(np.median(lum[ink]))
+        if abs(bg_lum - ink_lum) < self.min_contrast:
+            raise TextEditError(
+                "low_contrast_text", f"text and background differ by {abs(bg_lum - ink_lum):.0f} L*"
+            )
+        # Median absolute deviation: a few pixels of a neighbouring line in the bands do not make it busy.
+        spread = 1.4826 * float(np.median(np.abs(lum[background] - bg_lum)))
+        if spread > self.max_background_std:
+            raise TextEditError("busy_text_background", f"background L* spread {spread:.1f}")
+        # The ink's own colour is that of the stroke cores, the most extreme tenth of the ink, not the median
+        # (small text is mostly anti-aliased rim).
+        extreme = float(np.percentile(lum[ink], 90 if dark_background else 10))
+        t = np.clip((lum - bg_lum) / (extreme - bg_lum), 0.0, 1.0)
+        # Otsu's split can put mottled background on the ink side; ink is what is well on the way from the
+        # background's level to the strokes' level.
+        ink = in_word & (t > 0.35)
+        core = ink & (t > 0.85)
+        colour = np.median(patch[core if core.sum() >= 4 else ink], axis=0)
+        old_box = _ink_box(ink)
+        assert old_box is not None
+
+        font, size_px, stretch, fit = self._fit_font(old, new, ink, old_box)
+        if fit < self.min_font_fit:
+            raise TextEditError("text_style_unmatched", f"best font overlap {fit:.2f}")
+        old_render = self.renderer(old, font, size_px)
+        sigma = self._match_softness(t[in_word], old_render, stretch)
+
+        new_font = font if font in self.renderer.fonts(new) else self.renderer.fonts(new)[0]
+        new_size = size_px
+        if new_font != font:  # another script: same ink height above the baseline as the old word
+            probe = self.renderer(new, new_font, 100.0)
+            above = old_render.origin[1] - old_render.ink[1]
+            new_size = 100.0 * above * 1.05 / max(probe.origin[1] - probe.ink[1], 1.0)
+        rendered = self.renderer(new, new_font, new_size)
+        coverage = rendered.coverage
+        if stretch != 1.0:
+            coverage = cv2.resize(
+                coverage,
+                (max(1, round(coverage.shape[1] * stretch)), coverage.shape[0]),
+                interpolation=cv2.INTER_AREA,
+            )
+        ink_w = (rendered.ink[2] - rendered.ink[0]) * stretch
+        # Baseline of the old word in the patch: its ink top plus the fitted font's ascent over its ink.
+        baseline = old_box[1] + (old_render.origin[1] - old_render.ink[1])
+        # A word alone on its line stays centred (signs); a word among others keeps its left edge.
+        left = (old_box[0] + old_box[2]) / 2 - ink_w / 2 if geometry.alone else float(old_box[0])
+        right = left + ink_w
+        # The new ink may grow into the free space beside the word, less a gap, never over a neighbour.
+        slack = 0.1 * h
+        gap = 0.3 * h
+        if (
+            left < old_box[0] - max(0.0, geometry.left_room - gap) - slack
+            or right > old_box[2] + max(0.0, geometry.right_room - gap) + slack
+        ):
+            raise TextEditError("replacement_too_wide", f"{new!r} does not fit between its neighbours")
+        if left < 2 or right > size[0] - 2:
+            raise TextEditError("replacement_too_wide", f"{new!r} runs out of the patch")
+        alpha = np.zeros(shape, np.float32)
+        ox = round(left - rendered.ink[0] * stretch)
+        oy = round(baseline - rendered.origin[1])
+        ch, cw = coverage.shape
+        y0, x0 = max(0, oy), max(0, ox)
+        y1, x1 = min(shape[0], oy + ch), min(shape[1], ox + cw)
+        if y1 <= y0 or x1 <= x0:
+            raise TextEditError("replacement_too_wide", f"{new!r} falls outside the patch")
+        alpha[y0:y1, x0:x1] = coverage[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+        alpha = _blur(alpha, sigma)
+        # Blurred as softly as the old word, yet as solid: the stroke cores keep the full text colour (a blur
+        # of thin strokes would otherwise fade them to a grey the old text never had).
+        inked = alpha[alpha > 0.05]
+        if inked.size:
+            alpha = np.clip(alpha / max(float(np.percentile(inked, 90)), 0.3), 0.0, 1.0)
+
+        # Erase the faint rim of the strokes too (blurred text spreads by about twice its blur).
+        radius = max(2, round(0.12 * h + 2 * sigma))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        erase = cv2.dilate((in_word & (t > 0.15)).astype(np.uint8), kernel) > 0
+        clean = self._fill_background(patch, erase, t, h)
+        edited = clean.astype(np.float32) * (1 - alpha[..., None]) + colour[None, None, :] * alpha[..., None]
+        changed = erase | (cv2.dilate((alpha > 0.02).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+        out, mask = self._paste(image, np.clip(np.round(edited), 0, 255).astype(np.uint8), changed, forward)
+        return Replaced(out, mask, new_font, float(new_size), tuple(int(c) for c in colour))
+
+    def _fit_font(
+        self, old: str, new: str, ink: np.ndarray, old_box: tuple[int, int, int, int]
+    ) -> tuple[str, float, float, float]:
+        """(font, em size, horizontal stretch, overlap) of the font that draws ``old`` most like its ink."""
+        x0, y0, x1, y1 = old_box
+        target = ink[y0:y1, x0:x1]
+        best = ("", 0.0, 1.0, -1.0)
+        for font in self.renderer.fonts(old):
+            probe = self.renderer(old, font, 100.0)
+            probe_h = probe.ink[3] - probe.ink[1]
+            if probe_h <= 0:
+                continue
+            size_px = 100.0 * (y1 - y0) / probe_h
+            drawn = self.renderer(old, font, size_px)
+            dx0, dy0, dx1, dy1 = drawn.ink
+            stretch = (x1 - x0) / max(dx1 - dx0, 1)
+            glyphs = cv2.resize(
+                drawn.coverage[dy0:dy1, dx0:dx1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA
+            )
+            inked = glyphs > 0.5
+            overlap = float((inked & target).sum()) / max(float((inked | target).sum()), 1.0)
+            # A font that needs squeezing or stretching to fit is a worse match than one that does not.
+            score = overlap - 0.5 * abs(np.log(stretch))
+            if score > best[3]:
+                best = (font, size_px, float(np.clip(stretch, 0.75, 1.33)), score)
+        return best
+
+    def _match_softness(self, t_word: np.ndarray, drawn: RenderedText, stretch: float) -> float:
+        """The blur that makes the fitted font's drawing as soft as the old ink."""
+        wanted = _softness(t_word)
+        coverage = drawn.coverage
+        if stretch != 1.0:
+            coverage = cv2.resize(coverage, (max(1, round(coverage.shape[1] * stretch)), coverage.shape[0]))
+        return min((0.0, 0.4, 0.7, 1.0, 1.4), key=lambda s: abs(_softness(_blur(coverage, s)) - wanted))
+
+    @staticmethod
+    def _fill_background(patch: np.ndarray, erase: np.ndarray, t: np.ndarray, h: float) -> np.ndarray:
+        """The erased pixels filled from nearby background only (normalised convolution): on a page or a
+        sign, a diffusion fill such as Telea's would drag the neighbouring letters' ink into the hole."""
+        background = ((t < 0.1) & ~erase).astype(np.float32)
+        background = cv2.erode(background, np.ones((3, 3), np.uint8))  # off the letters' soft rims
+        sigma = max(2.0, 0.5 * h)
+        weight = cv2.GaussianBlur(background, (0, 0), sigma)
+        total = cv2.GaussianBlur(patch.astype(np.float32) * background[..., None], (0, 0), sigma)
+        fill = total / np.maximum(weight, 1e-4)[..., None]
+        out = patch.astype(np.float32)
+        out[erase] = fill[erase]
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def _paste(
+        image: np.ndarray, patch: np.ndarray, changed: np.ndarray, forward: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The edited patch put back into the photo where it changed, with a one-pixel feathered rim."""
+        height, width = image.shape[:2]
+        back = cv2.invertAffineTransform(forward)
+        region = cv2.warpAffine(changed.astype(np.float32), back, (width, height), flags=cv2.INTER_LINEAR)
+        mask = region > 0.01
+        ys, xs = np.nonzero(mask)
+        if ys.size == 0:
+            return image.copy(), mask
+        y0, y1, x0, x1 = (
+            max(0, ys.min() - 2),
+            min(height, ys.max() + 3),
+            max(0, xs.min() - 2),
+            min(width, xs.max() + 3),
+        )
+        shifted = back.copy()
+        shifted[:, 2] -= (x0, y0)
+        pixels = cv2.warpAffine(
+            patch, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        weight = np.clip(region[y0:y1, x0:x1], 0.0, 1.0)[..., None]
+        out = image.copy()
+        crop = out[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] = np.clip(np.round(crop * (1 - weight) + pixels * weight), 0, 255).astype(np.uint8)
+        return out, mask
