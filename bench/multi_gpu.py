@@ -283,7 +283,7 @@ def part_tiny(args: argparse.Namespace, device: torch.device, report: Report) ->
     from model.train import TrainConfig, Trainer
 
     if not args.shards:
-        raise SystemExit("the tiny part trains on real shards: pass --shards")
+        raise ValueError("the tiny part trains on real shards: pass --shards")
     steps = args.tiny_steps
     cfg = TrainConfig(
         shards=[args.shards],

@@ -78,5 +78,5 @@ def test_a_failing_part_is_reported_and_the_rest_kept(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["tiny"]["status"].startswith("failed: exit code")
-    assert "pass --shards" in res["tiny"]["log_tail"]
+    assert "pass --shards" in res["tiny"]["error"] and res["tiny"]["log_tail"]
     assert res["edit1"]["status"] == "ok" and res["edit1"]["eager"]["edit_s"] > 0
