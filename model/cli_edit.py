@@ -2,6 +2,8 @@
 
 step1x-edit --models-dir /models --image in.jpg --instruction "remove the cat" --out out.jpg
 step1x-edit --tiny --image in.jpg --instruction "make it blue" --out out.jpg    # smoke test, seconds
+step1x-edit --gpus 2 --models-dir /models --image in.jpg --instruction "remove the cat" --out out.jpg
+                                                    # the two CFG branches on two GPUs (CFG parallelism)
 step1x-edit serve --models-dir /models --port 7860                               # the edit web page
 """
 
@@ -52,6 +54,21 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         "--device",
         default="cuda" if torch.cuda.is_available() else "cpu",
         help="where the models run (default: cuda when available, else cpu)",
+    )
+    p.add_argument(
+        "--gpus",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="2: two processes, one GPU each (started with torchrun, NVLink multicast kept off; with "
+        "--device cpu two CPU processes over gloo), sharing each edit as --parallel says. Default 1",
+    )
+    p.add_argument(
+        "--parallel",
+        choices=["cfg", "ulysses"],
+        default="cfg",
+        help="with --gpus 2: cfg (default) runs the two CFG branches on the two GPUs; ulysses splits the "
+        "DiT's token sequence over them (diffusers' context parallelism)",
     )
     p.add_argument(
         "--offload",
@@ -241,7 +258,24 @@ def main(argv: list[str] | None = None) -> None:
         return
     args = build_parser().parse_args(argv)
     jobs = _jobs(args)
+    writer = True  # this process saves the images (with --gpus 2, process 0; both hold the same ones)
+    if args.gpus > 1:
+        from model.distributed import init_process_group, launched, local_device, relaunch
+
+        if not launched():
+            code = relaunch("model.cli_edit", argv, args.gpus)
+            if code:
+                raise SystemExit(code)
+            return
+        device = local_device(args.device)
+        init_process_group(device)
+        args.device = str(device)
+        writer = torch.distributed.get_rank() == 0
     pipe = build_pipeline(args)
+    if args.gpus > 1 and args.parallel == "cfg":
+        pipe.enable_cfg_parallel()
+    elif args.gpus > 1:
+        pipe.enable_sequence_parallel()
     out = Path(args.out)
     single_file = len(jobs) == 1 and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
     if not single_file:
@@ -258,9 +292,13 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
         )
         for (path, _), image in zip(chunk, result.images, strict=True):
+            if not writer:
+                continue
             target = out if single_file else out / f"{path.stem}.png"
             image.save(target)
             print(f"{path} -> {target} ({time.perf_counter() - t0:.1f} s for the batch)")
+    if args.gpus > 1:
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -1,20 +1,23 @@
 """`step1x-train`: train Step1X-Edit on data-engine shards. Options come from a YAML file (--config) and
 from flags named like its keys; flags win. The effective config is written to OUT/config.yaml.
 
-    step1x-train --shards 'runs/demo/shards/*.tar' --init official --models-dir /models --out ckpt/
-    accelerate launch --config_file cluster/accelerate/fsdp_2gpu.yaml -m model.cli_train --config train.yaml
+    step1x-train --shards 'runs/demo/views/kept/shards/*.tar' --init official --models-dir /models --out ckpt/
+    step1x-train --gpus 2 --config cluster/train/full_fsdp.yaml      # full fine-tuning sharded over 2 GPUs
+    accelerate launch --config_file cluster/accelerate/ddp_gpus.yaml -m model.cli_train --config train.yaml
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import types
 import typing
 from pathlib import Path
 
 import yaml
 
+from model.distributed import launched, nvls_off, relaunch
 from model.optim import OPTIMIZERS
 from model.train import LORA_DTYPES, TrainConfig, train
 from model.transformer import REFERENCE_ID_OFFSET
@@ -31,13 +34,19 @@ FIELD_HELP: dict[str, str] = {
     "shards": "training shards: WebDataset tars written by step1x-data (globs allowed, quote them)",
     "out": "output folder: checkpoint-STEP/ folders, config.yaml and TensorBoard logs",
     "init": "starting weights: official (the --version checkpoint from --models-dir), a folder saved by "
-    "save_pretrained (a transformer/ of an earlier run), or tiny (tiny random models, for tests)",
+    "save_pretrained (a transformer/ of an earlier run), random (the full-size models with random weights, "
+    "built on the GPU: benchmarks, no weights needed) or tiny (tiny random models, for tests)",
     "models_dir": "local models folder with Step1X-Edit/ and Qwen2.5-VL-7B-Instruct/ "
     "(default: $STEP1X_MODELS)",
     "version": "v1.0 or v1.1 (default): the official checkpoint --init official loads, and the reference "
     "image position ids the model is trained with (v1.1: the reference at (1, r+1, c+1), as v1.1 infers)",
     "mode": "lora (default): rank --lora-rank adapters on every Linear of the DiT blocks, the rest frozen; "
-    "full: the connector and the DiT trained whole (use FSDP on several GPUs)",
+    "full: the connector and the DiT trained whole (at full size: --fsdp on 2+ GPUs)",
+    "fsdp": "full fine-tuning sharded over the processes (torch FSDP2): each GPU holds 1/N of the fp32 "
+    "weights, gradients and AdamW moments (16 bytes per parameter: 99 GB each on 2 GPUs at full size); "
+    "needs --gpus 2 or more",
+    "save_full_weights": "with --fsdp: also gather the full weights into each checkpoint's transformer/ "
+    "(what step1x-edit --ckpt loads; 50 GB at full size); the shards alone resume a run (default on)",
     "lora_rank": "LoRA rank (default 64)",
     "lora_alpha": "LoRA alpha; the update is scaled by alpha / rank (default 32)",
     "resolution": "training size level: images are bucketed by aspect to about RESOLUTION^2 pixels",
@@ -101,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="step1x-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--config", help="YAML file with TrainConfig keys (flags override it)")
+    p.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        help="processes to start on this machine, one per GPU (torchrun; NVLink multicast kept off): "
+        "DDP for LoRA, sharded with --fsdp for full fine-tuning (default 1)",
+    )
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         tp, is_list = _flag_type(hints[f.name])
@@ -117,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_config(argv: list[str] | None = None) -> TrainConfig:
     args = vars(build_parser().parse_args(argv))
+    args.pop("gpus")
     config_path = args.pop("config")
     values: dict = (yaml.safe_load(Path(config_path).read_text()) or {}) if config_path else {}
     unknown = set(values) - {f.name for f in dataclasses.fields(TrainConfig)}
@@ -127,6 +144,14 @@ def load_config(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    gpus = build_parser().parse_args(argv).gpus
+    if gpus > 1 and not launched():
+        code = relaunch("model.cli_train", argv, gpus)
+        if code:
+            raise SystemExit(code)
+        return
+    nvls_off()  # this process (or one started by another launcher) creates the communicators
     cfg = load_config(argv)
     losses = train(cfg)
     if losses:

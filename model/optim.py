@@ -20,11 +20,14 @@ if TYPE_CHECKING:
 OPTIMIZERS = ("adamw", "adamw8bit")
 
 
-def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The optimizer of `cfg.optimizer` and `cfg.lora_dtype` (a combination `check_config` accepted)."""
+def make_optimizer(
+    cfg: TrainConfig, params: list[torch.nn.Parameter], fused: bool = False
+) -> torch.optim.Optimizer:
+    """The optimizer of `cfg.optimizer` and `cfg.lora_dtype` (a combination `check_config` accepted);
+    `fused`: torch's single-kernel AdamW (no temporary copies of the moments)."""
     bf16 = cfg.lora_dtype == "bf16"
     if cfg.optimizer == "adamw" and not bf16:
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
     try:
         from torchao.optim import AdamW8bit, _AdamW
     except ImportError as e:

@@ -188,6 +188,7 @@ class Step1XEditPipeline(DiffusionPipeline):
         self.step_skipping: StepSkipping | None = None
         self.noise_like_upstream = False
         self.offload_device: torch.device | None = None  # set by set_offload(True)
+        self.cfg_parallel = False  # set by enable_cfg_parallel()
 
     # ---- construction and saving (model/loading.py does the file work) ----
 
@@ -374,6 +375,53 @@ class Step1XEditPipeline(DiffusionPipeline):
         "_native_flash", "flash" (flash-attn package), ... The connector's two blocks keep SDPA."""
         self.transformer.set_attention_backend(backend)
 
+    def enable_cfg_parallel(self) -> None:
+        """Run the two CFG branches on two processes (one GPU each, started by torchrun: `step1x-edit --gpus
+        2`): process 0 runs the DiT on the instructions, process 1 on the empty ones, and the two velocities
+        are exchanged after every step, so both processes hold the same latents and return the same images.
+        Every process must call `edit` with the same arguments."""
+        import torch.distributed as dist
+
+        if not dist.is_initialized() or dist.get_world_size() != 2:
+            raise ValueError("CFG parallelism needs exactly 2 processes (step1x-edit --gpus 2)")
+        self.cfg_parallel = True
+
+    def enable_sequence_parallel(self) -> None:
+        """Split the DiT's joint sequence (text + target + reference tokens) over all processes with
+        diffusers' context parallelism, Ulysses (an all-to-all trades the token split for a head split
+        around each attention): every process runs every step on its part of the tokens, for the same
+        images on all. The DiT's attention is unmasked (as in the reference), which is what diffusers'
+        split supports; the text length (640) and the image token count are even, the 24 heads divide by 2.
+        The connector runs whole on each process. Ring attention is not offered: it needs a backend that
+        returns the softmax normaliser (flash-attn, cuDNN), which diffusers' SDPA backend does not."""
+        import torch.distributed as dist
+        from diffusers import ContextParallelConfig
+
+        if not dist.is_initialized() or dist.get_world_size() < 2:
+            raise ValueError("sequence parallelism needs 2 or more processes (step1x-edit --gpus N)")
+        config = ContextParallelConfig(ulysses_degree=dist.get_world_size())
+        count = torch.accelerator.device_count
+        if self.compute_device.type == "cpu" and not count():
+            # diffusers picks the device as rank % accelerator count, zero on a machine without one; the
+            # device it picks is not used for CPU tensors, so one is reported while it is set up
+            torch.accelerator.device_count = lambda: 1
+        try:
+            self.transformer.dit.enable_parallelism(config=config)
+        finally:
+            torch.accelerator.device_count = count
+
+    def _velocity(self, v_local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cond, uncond) velocities: the halves of one 2B batch, or with CFG parallelism this process's
+        half and the other's, all-gathered."""
+        if not self.cfg_parallel:
+            v_cond, v_uncond = v_local.chunk(2)
+            return v_cond, v_uncond
+        import torch.distributed as dist
+
+        halves = [torch.empty_like(v_local) for _ in range(2)]
+        dist.all_gather(halves, v_local.contiguous())
+        return halves[0], halves[1]
+
     def compile_blocks(self, fullgraph: bool = True) -> None:
         """torch.compile each repeated DiT block class once; the first edit of each size pays compilation."""
         self.transformer.compile_repeated_blocks(fullgraph=fullgraph)
@@ -477,22 +525,29 @@ class Step1XEditPipeline(DiffusionPipeline):
         if self.step_cache:
             self.transformer.dit._reset_stateful_cache()  # residuals of the previous edit must not leak in
             caching = self.transformer.dit.cache_context("edit")
+        # the rows of the 2B batch (cond, then uncond) this process runs the DiT on
+        branches, mine = 2, slice(None)
+        if self.cfg_parallel:
+            import torch.distributed as dist
+
+            branches, rank = 1, dist.get_rank()
+            mine = slice(rank * b, (rank + 1) * b)
         computed: list[tuple[int, torch.Tensor]] = []  # the last two (step, guided velocity) that ran the DiT
         with self._on_device(self.transformer), caching, self.progress_bar(total=num_steps) as progress:
             for i, t in enumerate(scheduler.timesteps):
                 sigma = scheduler.sigmas[i]  # t in [0, 1]
                 if self.step_skipping is None or self.step_skipping.computes(i):
                     v = self.transformer(
-                        latents=x.repeat(2, 1, 1),
-                        reference=ref_tokens,
-                        mllm_states=states,
-                        mllm_mask=mask,
+                        latents=x.repeat(branches, 1, 1),
+                        reference=ref_tokens[mine],
+                        mllm_states=states[mine],
+                        mllm_mask=mask[mine],
                         # the reference builds t in its latents' dtype
-                        timestep=sigma.to(device, x.dtype).expand(2 * b),
+                        timestep=sigma.to(device, x.dtype).expand(branches * b),
                         grid=grid,
                         joint_attention_kwargs=kwargs,
                     )
-                    v_cond, v_uncond = v.chunk(2)
+                    v_cond, v_uncond = self._velocity(v)
                     v = damped_cfg(v_cond, v_uncond, guidance, damp=bool(sigma > self.recipe.cfg_truncate))
                     computed = [*computed[-1:], (i, v)]
                 else:

@@ -9,7 +9,10 @@ pure function of (seed, epoch), so a resumed run reaches the same weights as an 
 Checkpoints (`OUT/checkpoint-STEP/`) are safetensors + json only: `lora/` (diffusers/peft adapter, loadable
 by the sampler) and `trainable.safetensors` for LoRA runs, `transformer/` (save_pretrained) for full
 fine-tuning, `optimizer.safetensors` + `state.json` (step, data position, LR scheduler, optimizer groups;
-see `model/optim.py`).
+see `model/optim.py`). With `fsdp` (full fine-tuning sharded over the processes, `model/fsdp.py`) each
+process writes its shards to `sharded/`, and `transformer/` holds the gathered weights when
+`save_full_weights` is on. state.json is written last: a checkpoint folder without it is incomplete and
+is not resumed from.
 
 Memory options of a LoRA run (the reference's): `optimizer: adamw8bit` (torchao's 8-bit moments),
 `lora_dtype: bf16` (bf16 LoRA weights and gradients, stochastically rounded updates) and `fp8_base` (the
@@ -20,9 +23,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,12 +41,15 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from model.checkpointing import cpu_offloaded_checkpoint
-from model.data import Batch, DataFilter, ShardBatches
 from model.fp8_base import fp8_base_linears
+from model.fsdp import gather_full_state, load_shards, resharded, save_shards, shard_transformer
 from model.latents import pack, pixels_to_uint8
 from model.mllm import Step1XMLLMEncoder
 from model.optim import OPTIMIZERS, load_optimizer, make_optimizer, retensor, save_optimizer
 from model.transformer import Step1XEditTransformer
+
+if TYPE_CHECKING:
+    from model.data import Batch, ShardBatches
 
 # Every Linear inside the double and single blocks, as the reference LoRA recipe (lora_module.py) targets.
 LORA_TARGETS = (
@@ -55,10 +64,14 @@ LORA_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 class TrainConfig:
     shards: list[str] = field(default_factory=list)
     out: str = "ckpt"
-    init: str = "official"  # "official" (models folder), a saved transformer/ dir, or "tiny" (random, tests)
+    # "official" (models folder), a saved transformer/ dir, "random" (full size, random weights: benchmarks)
+    # or "tiny" (tiny random models: tests)
+    init: str = "official"
     models_dir: str | None = None
     version: str = "v1.1"
     mode: str = "lora"  # "lora" or "full" (connector + DiT)
+    fsdp: bool = False  # full fine-tuning sharded over the processes (FSDP2); needs 2+ processes
+    save_full_weights: bool = True  # with fsdp: also gather the full weights into each checkpoint
     lora_rank: int = 64
     lora_alpha: int = 32
     resolution: int = 512
@@ -112,7 +125,15 @@ class TrainConfig:
 # ---- models ----
 
 
-def build_models(cfg: TrainConfig) -> tuple[Step1XEditTransformer, AutoencoderKL, Step1XMLLMEncoder]:
+def transformer_dtype(cfg: TrainConfig) -> torch.dtype:
+    """A frozen LoRA base is stored in bf16; full fine-tuning keeps fp32 master weights (bf16 autocast)."""
+    return torch.bfloat16 if cfg.mode == "lora" and cfg.mixed_precision == "bf16" else torch.float32
+
+
+def build_models(
+    cfg: TrainConfig, device: torch.device
+) -> tuple[Step1XEditTransformer, AutoencoderKL, Step1XMLLMEncoder]:
+    """The models `cfg.init` names. Random ones are built on `device`; loaded ones on the CPU."""
     if cfg.init == "tiny":
         from model.tiny import byte_tokenizer, tiny_qwen, tiny_transformer, tiny_vae
 
@@ -120,6 +141,14 @@ def build_models(cfg: TrainConfig) -> tuple[Step1XEditTransformer, AutoencoderKL
             tiny_transformer(cfg.version, cfg.seed),
             tiny_vae(cfg.seed),
             Step1XMLLMEncoder(tiny_qwen(cfg.seed), byte_tokenizer()),
+        )
+    if cfg.init == "random":
+        from model.random_init import random_encoder, random_transformer, random_vae
+
+        return (
+            random_transformer(cfg.version, device, transformer_dtype(cfg), cfg.seed),
+            random_vae(device, cfg.seed),
+            random_encoder(device, cfg.seed),
         )
     from model.loading import (
         OFFICIAL_CHECKPOINTS,
@@ -134,8 +163,7 @@ def build_models(cfg: TrainConfig) -> tuple[Step1XEditTransformer, AutoencoderKL
     )
 
     root = resolve_models_dir(cfg.models_dir)
-    # A frozen LoRA base is stored in bf16; full fine-tuning keeps fp32 master weights under bf16 autocast.
-    dtype = torch.bfloat16 if cfg.mode == "lora" and cfg.mixed_precision == "bf16" else torch.float32
+    dtype = transformer_dtype(cfg)
     if cfg.init == "official":
         path = require(root / OFFICIAL_CHECKPOINTS[cfg.version], f"Step1X-Edit {cfg.version}")
         transformer = load_official_transformer(path, cfg.version, dtype)
@@ -160,6 +188,17 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError("fp8_base stores frozen base weights in float8: it needs mode lora, not full")
     if cfg.mode != "lora" and cfg.lora_dtype != "fp32":
         raise ValueError("lora_dtype is the LoRA weights' dtype: it needs mode lora (full trains fp32)")
+    if cfg.fsdp:
+        if cfg.mode != "full":
+            raise ValueError("fsdp shards full fine-tuning; a LoRA run fits one GPU per process (DDP)")
+        if cfg.version == "v1.0":
+            raise ValueError("fsdp cannot shard v1.0's scalar connector.scale_factor (FSDP2): use v1.1")
+        if cfg.mixed_precision == "fp16":
+            raise ValueError("fsdp runs in bf16 or fp32 (mixed_precision bf16 or no), not fp16")
+        if cfg.optimizer != "adamw":
+            raise ValueError("fsdp runs with optimizer adamw (torch's fused AdamW on the shards)")
+        if cfg.offload_checkpoints or cfg.compile_blocks:
+            raise ValueError("fsdp does not combine with offload_checkpoints or compile_blocks (untested)")
 
 
 def add_lora(transformer: Step1XEditTransformer, cfg: TrainConfig) -> None:
@@ -308,8 +347,17 @@ def flow_loss(
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig) -> None:
+    """The training run `cfg` describes. `models` (transformer, VAE, encoder) replaces `build_models`:
+    models already in memory, e.g. a benchmark's random ones of other dimensions."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        models: tuple[Step1XEditTransformer, AutoencoderKL, Step1XMLLMEncoder] | None = None,
+    ) -> None:
         check_config(cfg)
+        if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+            raise ValueError("fsdp shards over processes: launch 2 or more (step1x-train --gpus N)")
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.accelerator = Accelerator(
@@ -321,10 +369,17 @@ class Trainer:
             project_dir=str(self.out),
         )
         acc = self.accelerator
+        if acc.distributed_type == DistributedType.FSDP:
+            raise ValueError(
+                "accelerate's own FSDP is not used: launch with a multi-GPU accelerate config "
+                "(cluster/accelerate/ddp_gpus.yaml) or step1x-train --gpus N, with fsdp: true in the "
+                "training config"
+            )
+        self.fsdp = cfg.fsdp
         if acc.device.type == "cuda" and not cfg.sdpa_cudnn:
             torch.backends.cuda.enable_cudnn_sdp(False)
         torch.manual_seed(cfg.seed)
-        transformer, self.vae, encoder = build_models(cfg)
+        transformer, self.vae, encoder = models if models is not None else build_models(cfg, acc.device)
         self.vae.requires_grad_(False).eval().to(acc.device)
         encoder.model.to(acc.device)
         self.features = Features(self.vae, encoder, cfg.cache_dir, acc.device)
@@ -339,20 +394,26 @@ class Trainer:
         if cfg.compile_blocks:
             transformer.compile_repeated_blocks(fullgraph=True)
         transformer.train()
+        if self.fsdp:
+            # the parameters become DTensor shards: the optimizer is made on them, after sharding
+            shard_transformer(transformer, acc.device, cfg.mixed_precision)
         params = [p for p in transformer.parameters() if p.requires_grad]
         self.trainable_names = [n for n, p in transformer.named_parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(cfg, params)
+        # fused AdamW on the shards: the multi-tensor one makes a temporary copy of the second moments
+        self.raw_optimizer = make_optimizer(cfg, params, fused=self.fsdp)
         # stepped by hand once per optimizer step, so the schedule does not depend on the number of processes
         self.scheduler = get_scheduler(
             cfg.lr_scheduler,
-            self.optimizer,
+            self.raw_optimizer,
             num_warmup_steps=cfg.warmup_steps,
             num_training_steps=cfg.max_steps,
         )
-        self.fsdp = acc.distributed_type == DistributedType.FSDP
-        if self.fsdp and cfg.mode != "full":
-            raise ValueError("FSDP is for full fine-tuning; a LoRA run fits one GPU per process (DDP)")
-        self.transformer, self.optimizer = acc.prepare(transformer, self.optimizer)
+        if self.fsdp:  # sharded already: accelerate must not wrap it in DDP
+            self.transformer, self.optimizer = transformer, acc.prepare(self.raw_optimizer)
+        else:
+            self.transformer, self.optimizer = acc.prepare(transformer, self.raw_optimizer)
+        from model.data import DataFilter, ShardBatches  # webdataset, pyarrow: only to read shards
+
         flt = DataFilter(
             view_ids=Path(cfg.view) if cfg.view else None,
             min_o=cfg.min_o,
@@ -372,13 +433,14 @@ class Trainer:
             acc.num_processes,
         )
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.samples_seen = 0  # by all processes, in this invocation
         if cfg.cache_dir and cfg.precompute_features:
             self.precompute()
             encoder.model.to("cpu")
             if acc.device.type == "cuda":
                 torch.cuda.empty_cache()
         self.latent_scale = (self.vae.config.shift_factor, self.vae.config.scaling_factor)
-        self.params_per_step = sum(p.numel() for p in params)
+        self.trainable_params = sum(p.numel() for p in params)
 
     def precompute(self) -> None:
         """Cache MLLM states for every sample and every instruction it can be shown, and VAE posteriors.
@@ -387,6 +449,8 @@ class Trainer:
         """
         cfg, acc = self.cfg, self.accelerator
         langs = [lang for lang, p in (("en", cfg.lang_en), ("zh", 1 - cfg.lang_en)) if p > 0]
+        from model.data import DataFilter, ShardBatches
+
         flt = DataFilter(view_ids=Path(cfg.view) if cfg.view else None, min_o=cfg.min_o, tasks=cfg.tasks)
         every = ShardBatches(
             cfg.shards,
@@ -425,15 +489,9 @@ class Trainer:
             "config": asdict(self.cfg),
         }
         if self.fsdp:
-            # Sharded parameters and optimizer state, written by accelerate (torch.distributed.checkpoint).
-            # The gathered full weights are exported beside them for sampling.
-            acc.save_state(str(ckpt / "accelerate"))
-            full = acc.get_state_dict(self.transformer)
-            if acc.is_main_process:
-                (ckpt / "transformer").mkdir(parents=True, exist_ok=True)
-                self.unwrapped().save_config(ckpt / "transformer")
-                weights = {k: v.contiguous() for k, v in full.items()}
-                save_file(weights, str(ckpt / "transformer" / "diffusion_pytorch_model.safetensors"))
+            state["sharded"] = save_shards(self.transformer, self.raw_optimizer, ckpt / "sharded")
+            if self.cfg.save_full_weights:
+                self._save_gathered_weights(ckpt / "transformer")
         elif acc.is_main_process:
             ckpt.mkdir(parents=True, exist_ok=True)
             model = self.unwrapped()
@@ -447,15 +505,20 @@ class Trainer:
             else:
                 model.save_pretrained(ckpt / "transformer")
             state["optimizer"] = save_optimizer(self.optimizer, ckpt / "optimizer.safetensors")
+        acc.wait_for_everyone()  # every process's files are written before the commit record
         if acc.is_main_process:
-            (ckpt / "state.json").write_text(json.dumps(state, indent=1, default=float))
+            tmp = ckpt / ".state.json.partial"
+            tmp.write_text(json.dumps(state, indent=1, default=float))
+            tmp.replace(ckpt / "state.json")
         acc.wait_for_everyone()
         return ckpt
 
     def load(self, ckpt: Path) -> None:
         state = json.loads((ckpt / "state.json").read_text())
         if self.fsdp:
-            self.accelerator.load_state(str(ckpt / "accelerate"))
+            if "sharded" not in state:
+                raise ValueError(f"{ckpt} was not saved by a run with fsdp: it has no sharded/ state")
+            load_shards(self.transformer, self.raw_optimizer, ckpt / "sharded", state["sharded"])
         else:
             model = self.unwrapped()
             if self.cfg.mode == "lora":
@@ -472,19 +535,73 @@ class Trainer:
         self.scheduler.load_state_dict(retensor(state["scheduler"], self.scheduler.state_dict()))
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
 
+    def _save_gathered_weights(self, folder: Path) -> None:
+        """The full weights, gathered from the shards, in the layout `save_pretrained` writes (config.json
+        and safetensors of at most 10 GB with their index), which the sampler's --ckpt loads."""
+        from huggingface_hub import save_torch_state_dict
+
+        full = gather_full_state(self.transformer)
+        if not self.accelerator.is_main_process:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        # the sharded module's class is torch's FSDP subclass: the config names the model's own class
+        config = {"_class_name": Step1XEditTransformer.__name__, **self.transformer.config}
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+        save_torch_state_dict(
+            full,
+            folder,
+            filename_pattern="diffusion_pytorch_model{suffix}.safetensors",
+            max_shard_size="10GB",
+        )
+
     def latest_checkpoint(self) -> Path | None:
-        ckpts = sorted(self.out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        return ckpts[-1] if ckpts else None
+        """The newest complete checkpoint (state.json is written last)."""
+        ckpts = [p for p in self.out.glob("checkpoint-*") if (p / "state.json").exists()]
+        return max(ckpts, key=lambda p: int(p.name.split("-")[1]), default=None)
 
     # -- loop --
 
-    def batches(self):
+    def batches(self) -> Iterator[Batch]:
         """Endless batches; (epoch, batch_in_epoch) is the data position saved in checkpoints."""
         while True:
             for batch in self.data.epoch_batches(self.epoch, skip=self.batch_in_epoch):
                 self.batch_in_epoch += 1
                 yield batch
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def train_step(self, stream: Iterator[Batch]) -> float:
+        """One optimizer step over `grad_accum` batches of `stream`; returns this process's mean loss."""
+        cfg, acc = self.cfg, self.accelerator
+        step_loss = 0.0
+        for micro in range(cfg.grad_accum):
+            batch = next(stream)
+            seed = (cfg.seed * 1_000_003 + self.step * cfg.grad_accum + micro) * 65_537 + acc.process_index
+            generator = torch.Generator().manual_seed(seed)
+            with acc.accumulate(self.transformer):
+                with acc.autocast():  # the forward only; backward runs outside autocast
+                    loss = flow_loss(
+                        cfg,
+                        self.transformer,
+                        self.features,
+                        batch,
+                        generator,
+                        acc.device,
+                        self.latent_scale,
+                    )
+                acc.backward(loss)
+                if acc.sync_gradients and cfg.max_grad_norm > 0:
+                    acc.clip_grad_norm_(self.transformer.parameters(), cfg.max_grad_norm)
+                if acc.sync_gradients and cfg.lora_dtype == "bf16":
+                    # stochastic rounding draws from the global generator: seeded by (seed, step)
+                    # alone, DDP replicas round alike and a resumed run repeats the draws
+                    torch.manual_seed(cfg.seed * 1_000_003 + self.step)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+            step_loss += loss.detach().float().item() / cfg.grad_accum
+            self.samples_seen += len(batch.ids) * acc.num_processes
+        self.scheduler.step()
+        self.step += 1
+        return step_loss
 
     def train(self) -> list[float]:
         cfg, acc = self.cfg, self.accelerator
@@ -496,40 +613,10 @@ class Trainer:
         acc.init_trackers("step1x-train", config={k: str(v) for k, v in asdict(cfg).items()})
         losses: list[float] = []
         stream = self.batches()
-        t_last, samples_since = time.perf_counter(), 0
+        t_last, seen_last = time.perf_counter(), self.samples_seen
         last = min(cfg.max_steps, cfg.stop_at or cfg.max_steps)
         while self.step < last:
-            step_loss = 0.0
-            for micro in range(cfg.grad_accum):
-                batch = next(stream)
-                seed = (
-                    cfg.seed * 1_000_003 + self.step * cfg.grad_accum + micro
-                ) * 65_537 + acc.process_index
-                generator = torch.Generator().manual_seed(seed)
-                with acc.accumulate(self.transformer):
-                    with acc.autocast():  # the forward only; backward runs outside autocast
-                        loss = flow_loss(
-                            cfg,
-                            self.transformer,
-                            self.features,
-                            batch,
-                            generator,
-                            acc.device,
-                            self.latent_scale,
-                        )
-                    acc.backward(loss)
-                    if acc.sync_gradients and cfg.max_grad_norm > 0:
-                        acc.clip_grad_norm_(self.transformer.parameters(), cfg.max_grad_norm)
-                    if acc.sync_gradients and cfg.lora_dtype == "bf16":
-                        # stochastic rounding draws from the global generator: seeded by (seed, step)
-                        # alone, DDP replicas round alike and a resumed run repeats the draws
-                        torch.manual_seed(cfg.seed * 1_000_003 + self.step)
-                    self.optimizer.step()
-                    self.optimizer.zero_grad()
-                step_loss += loss.detach().float().item() / cfg.grad_accum
-                samples_since += len(batch.ids) * acc.num_processes
-            self.scheduler.step()
-            self.step += 1
+            step_loss = self.train_step(stream)
             losses.append(step_loss)
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 now = time.perf_counter()
@@ -537,23 +624,28 @@ class Trainer:
                     {
                         "train/loss": step_loss,
                         "train/lr": self.scheduler.get_last_lr()[0],
-                        "train/samples_per_s": samples_since / (now - t_last),
+                        "train/samples_per_s": (self.samples_seen - seen_last) / (now - t_last),
                     },
                     step=self.step,
                 )
-                t_last, samples_since = now, 0
+                t_last, seen_last = now, self.samples_seen
             if cfg.val_every and self.step % cfg.val_every == 0 and cfg.val_shards:
                 acc.log({"val/loss": self.validation_loss()}, step=self.step)
             if cfg.sample_every and self.step % cfg.sample_every == 0 and cfg.val_shards:
                 self.log_samples()
             if self.step % cfg.save_every == 0 or self.step == last:
                 self.save()
-        acc.end_training()
+        # not end_training(): it also destroys the process group, which the caller may still use (to
+        # gather the weights, or for a second Trainer in the same processes); train() below ends it
+        for tracker in acc.trackers:
+            tracker.finish()
         return losses
 
     # -- validation --
 
     def _val_data(self) -> ShardBatches:
+        from model.data import DataFilter, ShardBatches
+
         return ShardBatches(
             self.cfg.val_shards,
             DataFilter(),
@@ -584,6 +676,8 @@ class Trainer:
                 )
             losses.append(loss.float().item())
         self.transformer.train()
+        if self.fsdp:
+            resharded(self.transformer)
         return float(np.mean(losses))
 
     @torch.no_grad()
@@ -592,7 +686,7 @@ class Trainer:
         from model.sampler import Step1XEditPipeline
 
         acc = self.accelerator
-        if not acc.is_main_process:
+        if not (acc.is_main_process or self.fsdp):  # a sharded model's forward needs every process
             return
         model = self.unwrapped()
         sampler = Step1XEditPipeline.from_parts(
@@ -615,9 +709,12 @@ class Trainer:
             rows.append(np.concatenate([np.asarray(src), tgt, np.asarray(pred)], axis=1))
         width = max(r.shape[1] for r in rows)
         grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
-        writer = acc.get_tracker("tensorboard", unwrap=True)
-        writer.add_image("samples/source|target|prediction", grid, self.step, dataformats="HWC")
+        if acc.is_main_process:
+            writer = acc.get_tracker("tensorboard", unwrap=True)
+            writer.add_image("samples/source|target|prediction", grid, self.step, dataformats="HWC")
         model.train()
+        if self.fsdp:
+            resharded(model)
 
 
 def train(cfg: TrainConfig) -> list[float]:
@@ -626,4 +723,7 @@ def train(cfg: TrainConfig) -> list[float]:
         raise ValueError("no training shards given")
     if not math.isfinite(cfg.lr) or cfg.lr <= 0:
         raise ValueError("lr must be positive")
-    return Trainer(cfg).train()
+    trainer = Trainer(cfg)
+    losses = trainer.train()
+    trainer.accelerator.end_training()
+    return losses
