@@ -62,7 +62,9 @@ def run_part(part: str, args: argparse.Namespace, argv: list[str], timeout: floa
     procs = 1 if part == "edit1" else args.gpus
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)]
     cmd += [str(Path(__file__).resolve()), "--part", part, *argv]
-    env = {**os.environ, **NVLS_OFF, "PYTHONPATH": str(ROOT)}
+    # the repository first; what the caller's PYTHONPATH held (carried wheels, say) after it
+    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, **NVLS_OFF, "PYTHONPATH": os.pathsep.join(paths)}
     env.setdefault("OMP_NUM_THREADS", "1" if args.device == "cpu" else "8")
     out = Path(args.out)
     log = out / f"{part}.log"
