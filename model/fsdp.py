@@ -40,7 +40,12 @@ def shard_transformer(model: Step1XEditTransformer, device: torch.device, mixed_
         raise ValueError(f"FSDP2 cannot shard scalar parameters ({', '.join(scalars)}): train v1.1, or LoRA")
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     param_dtype = torch.bfloat16 if mixed_precision == "bf16" else None
-    policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    # Inputs are not cast (bf16 autocast handles the compute dtype): FSDP2 skips its input cast when a
+    # gradient-checkpointed block is recomputed in backward, so a cast input (the rotary embedding) would be
+    # bf16 in the forward and fp32 in the recompute, which checkpointing refuses (seen on H200s).
+    policy = MixedPrecisionPolicy(
+        param_dtype=param_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False
+    )
     for block in [*model.dit.transformer_blocks, *model.dit.single_transformer_blocks]:
         fully_shard(block, mesh=mesh, mp_policy=policy)
     fully_shard(model.connector, mesh=mesh, mp_policy=policy)
