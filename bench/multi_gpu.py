@@ -219,6 +219,8 @@ def part_fsdp(args: argparse.Namespace, device: torch.device, report: Report) ->
     from model.fsdp import load_shards, save_shards
 
     cuda = device.type == "cuda"
+    if cuda:  # as the trainer does (TrainConfig.sdpa_cudnn): cuDNN's SDPA backward fails for this model
+        torch.backends.cuda.enable_cudnn_sdp(False)
     size = args.size
     t0 = time.perf_counter()
     model, opt, n = fsdp_model(args, device)
