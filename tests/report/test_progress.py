@@ -129,7 +129,9 @@ def test_a_video_expanded_into_frame_pairs_is_counted_as_items_from_sources(tmp_
     from pipelines.items import WorkItem
 
     log = io.StringIO()
-    progress = RunProgress(str(tmp_path / "run"), "motion_change", live=False, log_every_s=1e-6, log_stream=log)
+    progress = RunProgress(
+        str(tmp_path / "run"), "motion_change", live=False, log_every_s=1e-6, log_stream=log
+    )
     summary = RunSummary(out=str(tmp_path / "run"))
     for first in (0, 5, 10):
         summary.read += 1
