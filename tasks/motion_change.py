@@ -11,6 +11,10 @@ little) taken from the second frame. Other people who move elsewhere in the shot
 the pair: only the named person's motion is the edit, and the mask says where it is. A region that touches
 another mover, a seam that still moves, or light that changed between the frames is a skip.
 
+Gates keep only pairs a person accepts (`motion_gates`, measured on the frames, never on the instruction):
+the same person in both frames, present in both, one person, not turning round; an arm or head motion only
+for a body that stayed in place, a walk only when clear. `Params(gates=False)` relaxes them (negatives).
+
 The instruction comes from the person's body landmarks (the `pose` tool): an arm raised or lowered, the
 head turned; else from where the body went (walking left, right, towards or away from the camera); else
 from the direction of the flow. Each pair also gives its inverse (the reverse motion).
@@ -60,7 +64,7 @@ class Params:
     # The gates below (motion_gates) keep what a person accepts; off, the pairs are the judge's negatives.
     gates: bool = True
     min_size_ratio: float = 0.7  # smaller over larger person mask: less is a person who left (person_left)
-    min_track_overlap: float = 0.3  # IoU of the flow-moved first mask with the second (identity_changed)
+    min_track_overlap: float = 0.3  # IoU of the tracked first mask with the second (identity_changed)
     max_colour_distance: float = 0.5  # Bhattacharyya distance of the two masks' colours (identity_changed)
     max_breadth: float = 0.6  # a person mask wider than this (of its height) holds several people
     max_pose_shift: float = 0.12  # person heights: a body that went farther did not just move an arm or head
@@ -296,11 +300,13 @@ def _pair_for_person(
         return "person_lost"
     moved = gates.track(first, second, in_first, in_second, residual)
     if params.gates:
-        # Half gone (or cut by the picture's side) in one frame is a person who left, not one who moved.
-        sides = in_first[:, [0, -1]].any() or in_second[:, [0, -1]].any()
+        # Half gone (or, for a whole body, cut by the picture's side) is a person who left, not one who moved;
+        # a close-up, cut by the bottom edge, may fill the picture's width.
+        close_up = bool(in_first[-3:].any() or in_second[-3:].any())
+        sides = not close_up and (in_first[:, [0, -1]].any() or in_second[:, [0, -1]].any())
         if moved.size_ratio < params.min_size_ratio or sides:
             return "person_left"
-        if moved.breadth > params.max_breadth:
+        if moved.breadth > params.max_breadth and not close_up:  # head and shoulders are wide
             return "several_people"
         if moved.overlap < params.min_track_overlap or moved.colour > params.max_colour_distance:
             return "identity_changed"
@@ -342,8 +348,8 @@ def _pair_for_person(
         1 / params.max_pose_scale <= moved.scale <= params.max_pose_scale
     )
     if kinds and params.gates and not in_place:
-        # An arm or head motion named while the whole body went somewhere tells too little; a walk named
-        # while an arm also moved tells too little too.
+        # An arm or head motion named while the whole body went somewhere tells too little: the walk is named
+        # instead, unless an arm moved too (then naming the walk alone would tell too little).
         if any(k.endswith("_arm") for k in kinds):
             return "more_than_named"
         kinds = []
