@@ -2,7 +2,9 @@
 labelled by eye (bench/labels/), and which no test uses.
 
 They come from packages installed here, nothing is downloaded: Debian's opencv-doc (examples/data),
-scikit-learn's two sample photos and matplotlib's portrait. Their licences are written beside them.
+scikit-learn's two sample photos and matplotlib's portrait; the video set adds held-out segments of
+opencv-doc's vtest.avi (walking people), cut and re-encoded with PyAV. Their licences are written beside
+them.
 
 usage: python bench/heldout_photos.py OUT_FOLDER [--set photos|text|video|all]
 """
@@ -45,6 +47,9 @@ OPENCV_TEXT = (
     "board.jpg", "box_in_scene.png",  # also in OPENCV_PHOTOS: a circuit board's labels, a box's print
 )
 OPENCV_VIDEO = ("Megamind.avi", "tree.avi")
+# Segments of vtest.avi (a fixed camera over walking people, 795 frames at 10 fps) that no test uses: the
+# tests' example clip is frames 100-139. Each is re-encoded on its own (start, end frame; end excluded).
+VTEST_SEGMENTS = ((0, 100), (140, 300), (300, 700), (700, 795))
 LICENCES = {
     "opencv-doc": "OpenCV sample data (Debian opencv-doc, BSD-3-Clause/Apache-2.0 OpenCV distribution)",
     "sklearn": "CC BY 2.0 (Flickr), see sklearn/datasets/images/README.txt",
@@ -76,6 +81,28 @@ def heldout(kind: str) -> list[tuple[Path, str]]:
     return [(path, origin) for path, origin in files if path.exists()]
 
 
+def cut_vtest(out: Path) -> list[str]:
+    """The held-out segments of vtest.avi as H.264 files (one encoder thread, so the bytes, and the sample ids
+    made from them, are the same on every run)."""
+    import av
+
+    frames = []
+    with av.open(str(OPENCV_DATA / "vtest.avi")) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    names = []
+    for start, end in VTEST_SEGMENTS:
+        name = f"vtest_frames_{start}_{end}.mp4"
+        with av.open(str(out / name), "w") as container:
+            stream = container.add_stream("libx264", rate=10, options={"threads": "1", "crf": "18"})
+            stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+            stream.pix_fmt = "yuv420p"
+            for image in frames[start:end]:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            container.mux(stream.encode())
+        names.append(name)
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
@@ -87,6 +114,9 @@ def main() -> None:
     for path, origin in heldout(args.set):
         shutil.copy(path, out / path.name)
         lines.append(f"- {path.name}: {LICENCES[origin]}")
+    if args.set in ("video", "all") and (OPENCV_DATA / "vtest.avi").exists():
+        for name in cut_vtest(out):
+            lines.append(f"- {name}: {LICENCES['opencv-doc']} (frames of vtest.avi)")
     (out / "LICENSES.md").write_text("# Held-out photos\n\n" + "\n".join(lines) + "\n")
     print(f"{len(lines)} files in {out}")
 

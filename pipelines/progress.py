@@ -139,7 +139,9 @@ class RunProgress:
     def eta_s(self) -> float | None:
         if self.summary is None:
             return None
-        remaining = max(self._todo() - self.summary.read, 0)
+        if self.summary.read > self._todo():
+            return None  # sources expanded into more items (a video's frame pairs): the total is not known
+        remaining = self._todo() - self.summary.read
         if remaining == 0:
             return 0.0
         if len(self.recent) >= 2 and self.recent[-1][0] > self.recent[0][0]:
@@ -152,6 +154,14 @@ class RunProgress:
     def _todo(self) -> int:
         """Items this run has to do: the listed ones less those found already done (resume)."""
         return self.todo - (self.summary.already_done if self.summary else 0)
+
+    @staticmethod
+    def _count(snapshot: dict[str, Any]) -> str:
+        """"5/12 items", or "24 items from 2 sources" once sources expanded into several items each (videos
+        into frame pairs), whose number is only known as each source is read."""
+        if snapshot["read"] > snapshot["todo"]:
+            return f"{snapshot['read']} items from {snapshot['todo']} sources"
+        return f"{snapshot['read']}/{snapshot['todo']} items"
 
     def _stages_json(self) -> dict[str, Any]:
         stages = {name: counts.as_json() for name, counts in self.stages.items()}
@@ -225,7 +235,7 @@ class RunProgress:
         snapshot = self.snapshot()
         eta = snapshot["eta_s"]
         title = (
-            f"{self.task}: {snapshot['read']}/{snapshot['todo']} items, {snapshot['samples']} samples, "
+            f"{self.task}: {self._count(snapshot)}, {snapshot['samples']} samples, "
             f"{snapshot['rejects']} rejects, {snapshot['elapsed_s']:.0f} s"
             + ("" if eta is None or self.status != "running" else f", ETA {eta:.0f} s")
         )
@@ -249,7 +259,7 @@ class RunProgress:
         snapshot = self.snapshot()
         eta = snapshot["eta_s"]
         parts = [
-            f"progress {self.task}: {snapshot['read']}/{snapshot['todo']} items, "
+            f"progress {self.task}: {self._count(snapshot)}, "
             f"{snapshot['samples']} samples, {snapshot['rejects']} rejects, {snapshot['elapsed_s']:.0f} s"
             + ("" if eta is None or self.status != "running" else f", ETA {eta:.0f} s")
         ]

@@ -11,6 +11,10 @@ little) taken from the second frame. Other people who move elsewhere in the shot
 the pair: only the named person's motion is the edit, and the mask says where it is. A region that touches
 another mover, a seam that still moves, or light that changed between the frames is a skip.
 
+Gates keep only pairs a person accepts (`motion_gates`, measured on the frames, never on the instruction):
+the same person in both frames, present in both, one person, not turning round; an arm or head motion only
+for a body that stayed in place, a walk only when clear. `Params(gates=False)` relaxes them (negatives).
+
 The instruction comes from the person's body landmarks (the `pose` tool): an arm raised or lowered, the
 head turned; else from where the body went (walking left, right, towards or away from the camera); else
 from the direction of the flow. Each pair also gives its inverse (the reverse motion).
@@ -25,6 +29,7 @@ import cv2
 import numpy as np
 
 from tasks import face_regions as fr
+from tasks import motion_gates as gates
 from tasks import motion_words as words
 from tasks.contract import FramePairs
 from tasks.masks import bbox_of, dilate
@@ -56,6 +61,17 @@ class Params:
     max_seam_change: float = 0.05  # share of the ring around the edited region where the frames differ
     max_light_change: float = 6.0  # mean level difference on that ring (exposure or light changed)
     inverse_pairs: bool = True
+    # The gates below (motion_gates) keep what a person accepts; off, the pairs are the judge's negatives.
+    gates: bool = True
+    min_size_ratio: float = 0.7  # smaller over larger person mask: less is a person who left (person_left)
+    min_track_overlap: float = 0.3  # IoU of the tracked first mask with the second (identity_changed)
+    max_colour_distance: float = 0.5  # Bhattacharyya distance of the two masks' colours (identity_changed)
+    max_breadth: float = 0.6  # a person mask wider than this (of its height) holds several people
+    max_pose_shift: float = 0.12  # person heights: a body that went farther did not just move an arm or head
+    max_pose_scale: float = 1.1  # nor one that grew or shrank by more (walked towards or away)
+    max_body_turn: float = 0.3  # change of shoulder breadth over torso length: more is a body turning round
+    min_walk: float = 0.25  # person heights: a shorter sideways walk is not clearly one
+    min_walk_scale: float = 1.15  # a walk towards/away makes the body this much larger/smaller
 
 
 _TEMPLATES = (
@@ -282,6 +298,18 @@ def _pair_for_person(
     height, width = first.shape[:2]
     if not in_first.any() or not in_second.any():
         return "person_lost"
+    moved = gates.track(first, second, in_first, in_second, residual)
+    if params.gates:
+        # Half gone (or, for a whole body, cut by the picture's side) is a person who left, not one who moved;
+        # a close-up, cut by the bottom edge, may fill the picture's width.
+        close_up = bool(in_first[-3:].any() or in_second[-3:].any())
+        sides = not close_up and (in_first[:, [0, -1]].any() or in_second[:, [0, -1]].any())
+        if moved.size_ratio < params.min_size_ratio or sides:
+            return "person_left"
+        if moved.breadth > params.max_breadth and not close_up:  # head and shoulders are wide
+            return "several_people"
+        if moved.overlap < params.min_track_overlap or moved.colour > params.max_colour_distance:
+            return "identity_changed"
     box = bbox_of(in_first | in_second)
     assert box is not None
     w, h = box[2] - box[0], box[3] - box[1]
@@ -313,14 +341,32 @@ def _pair_for_person(
         if not any(k.startswith("tilt_head") for k in kinds):
             kinds += words.head_turn(pose_first, pose_second)
     source_of_words = "landmarks"
+    turn = words.body_turn(pose_first, pose_second) if pose_first and pose_second else None
+    if params.gates and turn is not None and abs(turn) > params.max_body_turn:
+        return "body_turned"  # turned to face another way: neither "turn the head" nor "walk" says that
+    in_place = moved.shift <= params.max_pose_shift and (
+        1 / params.max_pose_scale <= moved.scale <= params.max_pose_scale
+    )
+    if kinds and params.gates and not in_place:
+        # An arm or head motion named while the whole body went somewhere tells too little: the walk is named
+        # instead, unless an arm moved too (then naming the walk alone would tell too little).
+        if any(k.endswith("_arm") for k in kinds):
+            return "more_than_named"
+        kinds = []
     # A body cut by the frame's bottom edge (a close-up) does not walk anywhere the picture can show: its
     # motion is named from landmarks or not at all.
     whole_body = max(box_first[3], box_second[3]) < height - 2
     if not kinds and whole_body:
-        kinds, source_of_words = words.body_motion(box_first, box_second), "body_box"
+        if params.gates:
+            kinds = gates.walk(moved, params.min_walk, params.min_walk_scale)
+        else:
+            kinds = words.body_motion(box_first, box_second)
+        source_of_words = "body_box"
+        if not kinds and params.gates:
+            return "motion_too_large" if not in_place else "motion_unnamed"
     # The flow speaks for the person only where the motion is on the person (not something passing over).
     own = float((mover & in_first).sum()) / max(float(mover.sum()), 1.0) >= 0.6
-    if not kinds and whole_body and own:
+    if not kinds and whole_body and own and not params.gates:
         median = np.median(residual[in_first & mover], axis=0) if (in_first & mover).any() else np.zeros(2)
         # The flow names a motion only when the body as a whole went somewhere (a tenth of its height).
         kinds, source_of_words = words.flow_motion(median, min_px=max(params.moving_px * 2, 0.1 * h)), "flow"
@@ -337,7 +383,13 @@ def _pair_for_person(
     taken |= mask
     position = position_phrase(box_first, width, height) if crowded else None
     box = bbox_of(mask)
-    record = {"motion": kinds, "words_from": source_of_words, "person_box": list(box_first)}
+    record = {
+        "motion": kinds,
+        "words_from": source_of_words,
+        "person_box": list(box_first),
+        "tracked": moved.as_record(),
+        "body_turn": None if turn is None else round(turn, 3),
+    }
     variant = f"{'+'.join(kinds)}:{box_first[0]},{box_first[1]}"
     pairs = [
         Candidate(

@@ -54,6 +54,23 @@ def _torso(pose: Pose) -> float | None:
     return length if length > 1 else None
 
 
+def shoulder_breadth(pose: Pose) -> float | None:
+    """The shoulders' width in the picture over the torso's length: about 0.8 facing the camera (or away),
+    near 0 seen from the side."""
+    torso = _torso(pose)
+    if torso is None:
+        return None
+    return abs(float(pose.landmarks[LEFT_SHOULDER, 0] - pose.landmarks[RIGHT_SHOULDER, 0])) / torso
+
+
+def body_turn(first: Pose, second: Pose) -> float | None:
+    """How much the body turned about its vertical axis: the change of its shoulder breadth."""
+    breadths = shoulder_breadth(first), shoulder_breadth(second)
+    if breadths[0] is None or breadths[1] is None:
+        return None
+    return breadths[1] - breadths[0]
+
+
 def arm_motions(first: Pose, second: Pose, min_change: float = 0.5) -> list[str]:
     """A wrist that went from below its shoulder to about its height or above (raised), or back (lowered),
     by at least ``min_change`` torso lengths."""

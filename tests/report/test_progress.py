@@ -121,3 +121,26 @@ def test_ray_workers_report_step_timings(tmp_path: Path) -> None:
     check_stage_arithmetic(entry["stages"], 2)
     assert "progress tone_transformation: 2/5 items, 12 samples, 0 rejects" in result.stderr  # --limit 2
     assert "| load 2>2 (0 rejected) | edit 2>2 (0 rejected) | write 2>12 (0 rejected)" in result.stderr
+
+
+def test_a_video_expanded_into_frame_pairs_is_counted_as_items_from_sources(tmp_path: Path) -> None:
+    """One listed video becomes several frame-pair items: the line counts them against the sources read,
+    not as "3/1 items", and gives no ETA it cannot know."""
+    from pipelines.items import WorkItem
+
+    log = io.StringIO()
+    progress = RunProgress(
+        str(tmp_path / "run"), "motion_change", live=False, log_every_s=1e-6, log_stream=log
+    )
+    summary = RunSummary(out=str(tmp_path / "run"))
+    for first in (0, 5, 10):
+        summary.read += 1
+        item = WorkItem(ref={"uri": f"clip.mp4#frames={first},{first + 10}"}, timings={"edit": 0.5})
+        summary.samples += 2
+        progress.observe(item, summary, 1)
+    progress.finish(summary)
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("progress motion_change: 1/1 items, 2 samples")
+    assert lines[1].startswith("progress motion_change: 2 items from 1 sources, 4 samples")
+    assert all("ETA" not in line for line in lines[1:])
+    assert progress.snapshot()["eta_s"] is None

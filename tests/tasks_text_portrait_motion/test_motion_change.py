@@ -1,5 +1,6 @@
-"""motion_change on the example clip (a fixed camera over walking people): pairs through the task and
-through the engine, camera compensation, bad videos, and the naming of motions from body landmarks."""
+"""motion_change on the example clip (a fixed camera over walking people, frames 100-139 of vtest.avi):
+pairs through the task and through the engine, camera compensation, bad videos, the naming of motions from
+body landmarks, and each gate that keeps only pairs a person accepts, on real frame pairs where it decides."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from conftest import clip_frames, engine_items
 from PIL import Image
 
-from tasks import motion_change, motion_words
+from tasks import motion_change, motion_gates, motion_words
 from tasks.records import Skip, SourceSample
 from tasks.tools import Pose, Tools
 
@@ -30,7 +31,7 @@ def pair(first: np.ndarray, second: np.ndarray) -> SourceSample:
 
 
 def test_only_the_named_person_moves_in_the_pair(tools: Tools) -> None:
-    first, second = clip_frames((10, 20))
+    first, second = clip_frames((10, 30))
     result = motion_change.make_pairs(pair(first, second), motion_change.Params(), tools, seed=1)
     assert not isinstance(result, Skip), result
     forward = [c for c in result if not c.params["inverse"]]
@@ -48,11 +49,13 @@ def test_only_the_named_person_moves_in_the_pair(tools: Tools) -> None:
 
 
 def test_a_small_pan_is_compensated_and_a_large_one_skipped(tools: Tools) -> None:
-    first, second = clip_frames((10, 20))
+    first, second = clip_frames((10, 30))
     pan = cv2.warpAffine(
         second, np.float32([[1, 0, 5], [0, 1, 3]]), second.shape[1::-1], borderMode=cv2.BORDER_REFLECT
     )
-    result = motion_change.make_pairs(pair(first, pan), motion_change.Params(), tools, seed=1)
+    # The camera's part only: the gates (which judge the person) are off here.
+    ungated = motion_change.Params(gates=False)
+    result = motion_change.make_pairs(pair(first, pan), ungated, tools, seed=1)
     assert not isinstance(result, Skip), result
     candidate = result[0]
     assert candidate.params["camera_compensated"] is True
@@ -134,3 +137,80 @@ def test_motions_are_named_from_landmarks() -> None:
     assert w.body_motion((100, 50, 120, 110), (100, 40, 124, 118)) == ["walk_towards_camera"]
     assert w.flow_motion(np.array([0.2, -4.0]), 2.0) == ["move_up"]
     assert all(w.REVERSE[w.REVERSE[k]] == k for k in w.PHRASES)
+
+
+def make(frames: tuple[int, int], tools: Tools, **params: object):  # noqa: ANN201
+    first, second = clip_frames(frames)
+    return motion_change.make_pairs(pair(first, second), motion_change.Params(**params), tools, seed=1)
+
+
+def people(result) -> dict[tuple[int, ...], list[str]]:  # noqa: ANN001
+    return {tuple(c.params["person_box"]): c.params["motion"] for c in result if not c.params["inverse"]}
+
+
+def test_a_person_who_stayed_in_place_is_tracked_and_their_head_turn_named(tools: Tools) -> None:
+    result = make((10, 30), tools)
+    assert not isinstance(result, Skip), result
+    (candidate,) = [c for c in result if not c.params["inverse"]]
+    assert candidate.params["motion"] == ["turn_head_right"]
+    tracked = candidate.params["tracked"]
+    params = motion_change.Params()
+    assert tracked["overlap"] >= params.min_track_overlap and tracked["colour"] <= params.max_colour_distance
+    assert tracked["shift"] <= params.max_pose_shift and tracked["size_ratio"] >= params.min_size_ratio
+
+
+def test_an_identity_swap_is_rejected(tools: Tools, persons) -> None:  # noqa: ANN001
+    """Frames 5 and 25: where a man in a dark jacket walked, a woman in a white coat walks 2 s later."""
+    result = make((5, 25), tools)
+    assert isinstance(result, Skip) and "identity_changed: 1" in result.detail, result
+    first, second = clip_frames((5, 25))
+    crop = (640, 150, 780, 320)  # around both of them
+    masks = [motion_change._largest(motion_change._person_in(persons, f, crop)) for f in (first, second)]
+    flow = np.zeros((*first.shape[:2], 2), np.float32)
+    swapped = motion_gates.track(first, second, *masks, flow)
+    assert swapped.colour > motion_change.Params().max_colour_distance, swapped
+
+
+def test_a_person_who_appeared_is_skipped_as_left(tools: Tools) -> None:
+    """Frames 0 and 20: a small blob at the kerb (no whole person), then a woman in a white coat there;
+    ungated, that became "raise their left arm"."""
+    assert people(make((0, 20), tools, gates=False)) == {(738, 252, 756, 287): ["raise_left_arm"]}
+    result = make((0, 20), tools)
+    assert isinstance(result, Skip) and "person_left: 2" in result.detail, result
+
+
+def test_a_couple_merged_into_one_mask_is_several_people(tools: Tools) -> None:
+    couple = (491, 147, 540, 220)  # walking side by side: one person mask
+    assert people(make((0, 10), tools, gates=False)) == {couple: ["walk_right"]}
+    result = make((0, 10), tools)
+    assert isinstance(result, Skip) and "several_people: 1" in result.detail, result
+
+
+def test_a_head_turn_is_not_named_when_the_body_moved_and_a_body_turning_round_is_skipped(
+    tools: Tools,
+) -> None:
+    ungated = people(make((15, 35), tools, gates=False))
+    assert ungated[(370, 180, 399, 258)] == ["turn_head_right"]  # he stepped aside: more than a head turn
+    result = make((15, 35), tools)
+    assert isinstance(result, Skip) and "motion_too_large: 1" in result.detail, result
+    assert people(make((5, 15), tools, gates=False))[(608, 145, 629, 224)] == ["walk_right"]
+    turned = make((5, 15), tools)  # that walker turned to face the other way
+    assert isinstance(turned, Skip) and "body_turned: 1" in turned.detail, turned
+
+
+def moved(dx: float, feet_dy: float, scale: float) -> motion_gates.Track:
+    return motion_gates.Track(
+        overlap=1, colour=0, size_ratio=1, shift=float(np.hypot(dx, feet_dy)), dx=dx, feet_dy=feet_dy,
+        scale=scale, breadth=0.4,
+    )  # fmt: skip
+
+
+def test_a_walk_is_named_only_when_clear_and_mostly_one_way() -> None:
+    walk = motion_gates.walk
+    assert walk(moved(0.4, 0.05, 1.0), 0.25, 1.15) == ["walk_right"]
+    assert walk(moved(-0.3, -0.1, 0.95), 0.25, 1.15) == ["walk_left"]
+    assert walk(moved(0.1, 0.0, 1.0), 0.25, 1.15) == []  # barely moved
+    assert walk(moved(0.3, -0.3, 0.85), 0.25, 1.15) == []  # as much away as sideways
+    assert walk(moved(0.02, -0.4, 0.8), 0.25, 1.15) == ["walk_away"]
+    assert walk(moved(-0.05, 0.5, 1.3), 0.25, 1.15) == ["walk_towards_camera"]
+    assert walk(moved(0.0, 0.5, 0.8), 0.25, 1.15) == []  # feet went down yet the body shrank: not a walk
