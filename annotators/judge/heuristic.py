@@ -161,7 +161,7 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
     if intent is not None and intent.kind == "style":
         m.update(style_measures(pair.source, pair.target, g_src, g_tgt))
     if intent is not None and intent.kind == "text" and intent.texts is not None:
-        m.update(text_measures(source, target, *intent.texts))  # full size: small print must stay readable
+        m.update(text_measures(target, *intent.texts))  # full size: small print must stay readable
     return m
 
 
@@ -283,8 +283,9 @@ def _colour_success(intent: Intent, m: dict[str, float]) -> float:
 
 
 def _material_success(m: dict[str, float]) -> float:
-    """The surface changed (colour or texture) while the object kept its outline and its form."""
-    change = max(ramp(m["region_delta"], 6, 20), ramp(m["texture_change"], 0.3, 0.8))
+    """The surface changed, its texture too (a new colour alone is no new material), while the object
+    kept its outline and its form."""
+    change = min(ramp(m["region_delta"], 6, 20), ramp(m["texture_change"], 0.15, 0.5))
     # Glass and metal reflect what is around them: the form may read quite differently and still hold.
     return min(change, ramp(m["form_kept"], -0.3, 0.2), ramp(m["outline_kept"], 0.0, 0.2))
 
