@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from annotators.judge.appearance import colour_measures, material_measures, style_measures, text_measures
 from annotators.judge.intent import Intent, read_instruction
 from annotators.judge.result import JudgeResult
 from tasks.fill_quality import measure_fill, ring_of, surroundings
@@ -120,8 +121,9 @@ class Pair:
         self.region = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)) > 0
 
 
-def measure(source: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Every measurement the scores use (see the module docstring)."""
+def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None) -> dict[str, float]:
+    """Every measurement the scores use (see the module docstring); `intent` adds those its kind of edit
+    needs (the named colour, the material, the style, the quoted text)."""
     if source.shape != target.shape:
         raise ValueError(f"source {source.shape} and target {target.shape} differ in size")
     pair = Pair(_bounded(source), _bounded(target))
@@ -147,11 +149,19 @@ def measure(source: np.ndarray, target: np.ndarray) -> dict[str, float]:
         "clipped_excess": _clipped(pair.target) - _clipped(pair.source),
         "sharpness_ratio": _sharpness(g_tgt) / src_sharp if src_sharp > 0 else 1.0,
         "noise_ratio": _noise_ratio(g_src, g_tgt, smooth),
+        "chroma_source": float(chroma_src.mean()),
+        "chroma_target": float(chroma_tgt.mean()),
     }
     # Time of day and weather ask for a scene with a sky (the clean photo is the source of an "add rain" pair
     # and the target of a "remove the rain" one).
     m["outdoor_scene"] = float(is_outdoor_scene(pair.source) or is_outdoor_scene(pair.target))
-    m.update(_local_measures(pair))
+    m.update(_local_measures(pair, intent.colour if intent else None))
+    if intent is not None and intent.kind == "material" and m["localised"]:
+        m.update(material_measures(g_src, g_tgt, _main_region(pair.region)))
+    if intent is not None and intent.kind == "style":
+        m.update(style_measures(pair.source, pair.target, g_src, g_tgt))
+    if intent is not None and intent.kind == "text" and intent.texts is not None:
+        m.update(text_measures(target, *intent.texts))  # full size: small print must stay readable
     return m
 
 
@@ -170,14 +180,20 @@ def _noise_ratio(g_src: np.ndarray, g_tgt: np.ndarray, smooth: np.ndarray) -> fl
     return float((np.median(_fine(g_tgt)[smooth]) + 0.3) / (np.median(_fine(g_src)[smooth]) + 0.3))
 
 
-def _local_measures(pair: Pair) -> dict[str, float]:
-    """The edited region's extent, what lies outside it, and how it sits in its surroundings."""
-    region = pair.region
-    if region.mean() < 0.0005 or region.mean() > 0.6:
-        return {"localised": 0.0}
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8))
+def _main_region(region: np.ndarray) -> np.ndarray:
+    """The edited region's main parts: its connected pieces of at least a tenth of the largest's area."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8))
     areas = stats[1:, cv2.CC_STAT_AREA]
-    main = np.isin(labels, 1 + np.flatnonzero(areas >= 0.1 * areas.max()))
+    return np.isin(labels, 1 + np.flatnonzero(areas >= 0.1 * areas.max()))
+
+
+def _local_measures(pair: Pair, colour_key: str | None) -> dict[str, float]:
+    """The edited region's extent, what lies outside it, and how it sits in its surroundings. A recoloured
+    or re-textured object may fill most of a close-up: regions up to 90 % of the photo are measured."""
+    region = pair.region
+    if region.mean() < 0.0005 or region.mean() > 0.9:
+        return {"localised": 0.0}
+    main = _main_region(region)
     grown = cv2.dilate(main.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
     outside = ~cv2.dilate(grown.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
     measures = {
@@ -199,8 +215,18 @@ def _local_measures(pair: Pair) -> dict[str, float]:
         region_delta=float(pair.delta[main].mean()),
         ring_delta=float(pair.delta[ring].mean()) if ring.any() else 0.0,
         lightness_correlation=_correlation(pair.lab_source[..., 0][main], pair.lab_target[..., 0][main]),
+        region_sharpness=_region_sharpness(pair, main),
     )
+    measures.update(colour_measures(pair.lab_source, pair.lab_target, main, colour_key))
     return measures
+
+
+def _region_sharpness(pair: Pair, region: np.ndarray) -> float:
+    """Fine detail (Laplacian variance) of the target over the source's, inside the region: below 1 where
+    the region was blurred (a background made soft), above 1 where it was sharpened."""
+    lap_src = cv2.Laplacian(_grey(pair.source), cv2.CV_32F)[region]
+    lap_tgt = cv2.Laplacian(_grey(pair.target), cv2.CV_32F)[region]
+    return float((lap_tgt.var() + 1e-3) / (lap_src.var() + 1e-3))
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -240,34 +266,115 @@ def _tone_success(intent: Intent, m: dict[str, float]) -> float:
     return min(scores) if scores else 0.0
 
 
+def _extent(m: dict[str, float], high: float) -> float:
+    """A local edit changed a visible region, and not (nearly) the whole photo beyond `high`."""
+    return min(ramp(m["changed_frac"], 0.0005, 0.004), 10 - ramp(m["changed_frac"], high, high + 0.15))
+
+
+def _colour_success(intent: Intent, m: dict[str, float]) -> float:
+    """The region now has the colour named (CIE94 of its median, and its hue), its shading stayed, and no
+    part of the same surface was left in the old colour."""
+    change = min(ramp(m["region_delta"], 8, 25), ramp(m["lightness_correlation"], 0.3, 0.8))
+    whole = 10 - ramp(m["left_behind"], 0.1, 0.3)
+    if not m.get("colour_asked"):
+        return min(change, whole)
+    named = min(10 - ramp(m["colour_error"], 12, 30), 10 - ramp(m["hue_error"], 25, 60))
+    return min(change, whole, named)
+
+
+def _material_success(m: dict[str, float]) -> float:
+    """The surface changed, its texture too (a new colour alone is no new material), while the object
+    kept its outline and its form."""
+    change = min(ramp(m["region_delta"], 6, 20), ramp(m["texture_change"], 0.15, 0.5))
+    # Glass and metal reflect what is around them: the form may read quite differently and still hold.
+    return min(change, ramp(m["form_kept"], -0.3, 0.2), ramp(m["outline_kept"], 0.0, 0.2))
+
+
 def _local_success(intent: Intent, m: dict[str, float]) -> float:
     """A local edit: a compact region changed, and changed the way the instruction's kind implies."""
     if m.get("localised", 0.0) == 0.0:
         return 0.0
-    extent = min(ramp(m["changed_frac"], 0.0005, 0.004), 10 - ramp(m["changed_frac"], 0.45, 0.6))
     focus = ramp(m["localised"], 0.6, 0.9)
     if intent.kind == "remove":  # something stood out, and the place now looks like its surroundings
         change = min(ramp(m["source_novel"], 0.02, 0.15), 10 - ramp(m["target_novel"], 0.01, 0.06))
     elif intent.kind == "add":
         change = min(ramp(m["target_novel"], 0.02, 0.15), 10 - ramp(m["source_novel"], 0.01, 0.06))
-    elif intent.kind == "colour":  # the colour moved, the shading stayed
-        change = min(ramp(m["region_delta"], 8, 25), ramp(m["lightness_correlation"], 0.3, 0.8))
+    elif intent.kind == "colour":
+        return min(_extent(m, 0.8), focus, _colour_success(intent, m))
+    elif intent.kind == "material":
+        return min(_extent(m, 0.7), focus, _material_success(m))
+    elif intent.kind == "portrait":  # retouching is subtle: a small, faint change on the person
+        return min(_extent(m, 0.3), focus, ramp(m["region_delta"], 3, 10))
     else:
         change = ramp(m["region_delta"], 6, 20)
-    return min(extent, focus, change)
+    return min(_extent(m, 0.45), focus, change)
+
+
+# Style families (annotators/judge/intent.py) and the statistic each moves from a photo, with its ramp: a
+# sketch drops colour, a cartoon or pixel art flattens, a watercolour softens, a painting adds strokes.
+STYLE_CUES: dict[str, tuple[str, int, float, float]] = {
+    "sketch": ("d_colours", -1, 0.3, 1.0),
+    "flat": ("d_flat", 1, 0.03, 0.2),
+    "watercolour": ("d_gradient", -1, 0.1, 0.4),
+    "painting": ("d_gradient", 1, 0.1, 0.4),
+    "colour_pencil": ("d_gradient", 1, 0.1, 0.4),
+}
+
+
+def _style_success(intent: Intent, m: dict[str, float]) -> float:
+    """A global change of rendering, in the direction asked: towards the style named, or (a stylised
+    picture made a photo) away from it."""
+    change = min(ramp(m["mean_delta"], 3, 12), ramp(m["changed_frac"], 0.05, 0.3))
+    cue = STYLE_CUES.get(intent.style or "")
+    if cue is None:
+        return change
+    statistic, sign, low, high = cue
+    direction = -1 if intent.to_photo else 1
+    moved = ramp(direction * sign * m[statistic], low, high)
+    if statistic == "d_colours":
+        moved = max(moved, ramp(-direction * m["d_chroma"], 0.3, 1.0))
+        if m["chroma_target" if intent.to_photo else "chroma_source"] < 3.0:
+            # A grey photo has no colour a sketch could take away: only the wrong way is told.
+            moved = 10 - ramp(-direction * sign * m[statistic], low, high)
+    return min(change, moved)
+
+
+MOTION_EXTENT = {"face": 0.05, "head": 0.15, "arm": 0.25, "body": 0.5}  # of the frame a motion may change
+
+
+def _text_success(intent: Intent, m: dict[str, float]) -> float:
+    """Text changed in small regions; where the instruction quotes the old and the new text, OCR reads the
+    new text in the target and no longer the old one."""
+    success = min(ramp(m["changed_frac"], 0.0002, 0.002), 10 - ramp(m["changed_frac"], 0.15, 0.3))
+    if intent.texts is not None:
+        read = m["new_text_read"] and m["old_text_gone"]
+        success = min(success, 10.0 if read else 3.0)
+    return success
 
 
 def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
     """Measurements and the instruction's reading -> the four sub-scores (see the module docstring)."""
+    blur_asked = intent.kind == "portrait" and intent.part == "background"
     if intent.kind == "tone":
         success = _tone_success(intent, m)
         not_over = ramp(m["structure"], 0.45, 0.85)
-    elif intent.kind in ("style", "background", "motion"):
+    elif intent.kind == "style":
+        success = _style_success(intent, m)
+        not_over = ramp(m["edge_f1"], 0.15, 0.5)
+    elif intent.kind == "background":
         success = min(ramp(m["mean_delta"], 3, 15), ramp(m["changed_frac"], 0.05, 0.3))
-        if intent.kind == "motion":  # a subject moved: a local change, the rest of the frame kept
-            success = min(ramp(m["changed_frac"], 0.003, 0.02), 10 - ramp(m["changed_frac"], 0.4, 0.7))
-        low, high = (0.2, 0.6) if intent.kind == "style" else (0.3, 0.7)
-        not_over = ramp(m["structure"], low, high)
+        not_over = ramp(m["structure"], 0.3, 0.7)
+    elif intent.kind == "motion":  # a subject moved: a local change, the rest of the frame kept
+        high = MOTION_EXTENT[intent.part or "body"]
+        success = min(ramp(m["changed_frac"], 0.003, 0.01), 10 - ramp(m["changed_frac"], high, 2 * high))
+        not_over = ramp(m.get("psnr_outside", 0.0), 22, 34)
+    elif intent.kind == "text":
+        success = _text_success(intent, m)
+        not_over = ramp(m.get("psnr_outside", 0.0), 22, 34)
+    elif blur_asked:  # the background blurred (or made sharp), the person kept
+        sharper = float(np.log(max(m.get("region_sharpness", m["sharpness_ratio"]), 1e-3)))
+        success = min(ramp(-intent.direction * sharper, 0.05, 0.3), ramp(m["changed_frac"], 0.02, 0.1))
+        not_over = ramp(m["structure"], 0.3, 0.7)
     elif intent.kind == "unknown":
         success, not_over = 0.0, 0.0
     else:
@@ -275,6 +382,15 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
         not_over = ramp(m.get("psnr_outside", 0.0), 22, 34)
     naturalness = min(ramp(m["target_std"], 4, 20), 10 - ramp(m["clipped_excess"], 0.08, 0.35))
     no_artifacts = min(ramp(m["sharpness_ratio"], 0.05, 0.45), 10 - ramp(m["noise_ratio"], 1.8, 4.0))
+    if intent.kind == "style":
+        # Strokes, hatching and paper grain are the style, and a photo made from a sketch is softer than the
+        # sketch: only a target that lost nearly all its detail (a blur) or its range is flawed.
+        naturalness = ramp(m["target_std"], 4, 20)
+        no_artifacts = ramp(m["sharpness_ratio"], 0.005, 0.03) if intent.to_photo else ramp(
+            m["sharpness_ratio"], 0.03, 0.1
+        )
+    elif blur_asked:  # a blurred background is what was asked: only added noise is a flaw
+        no_artifacts = 10 - ramp(m["noise_ratio"], 1.8, 4.0)
     if intent.kind in ("remove", "add"):
         # The filled side (the target of a removal, the source of an addition) must look like its
         # surroundings. Among several surfaces the fill had to draw where they meet, which pixels cannot
@@ -291,11 +407,11 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
 
 class HeuristicJudge:
     # Compared by the filter before reusing a manifest's scores: bump with any change to measure() or score().
-    name = "heuristic-v2"
+    name = "heuristic-v3"
 
     def judge(self, source: np.ndarray, target: np.ndarray, instruction: dict[str, str]) -> JudgeResult:
         intent = read_instruction(instruction)
-        m = measure(source, target)
+        m = measure(source, target, intent)
         s = score(intent, m)
         sc = min(s["edit_success"], s["not_over_edited"])
         if not intent.consistent:

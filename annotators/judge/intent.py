@@ -9,13 +9,13 @@ for different edits the instruction itself is broken (`consistent` is False).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Global (tone) properties and the direction asked: +1 more / -1 less; time of day: "day", "dusk", "night".
 _TONE_EN: list[tuple[str, str, int | str]] = [
     # Not a bare "lighter": "remove the lighter" is an object.
-    (r"\b(brighten|brighter|lighten|(increase|raise) the exposure|overexpos)|\bmake [\w ]{0,20} lighter\b",
-     "brightness", 1),
+    (r"\b(brighten|brighter|lighten|(increase|raise) the exposure|overexpos)|"
+     r"\bmake [\w ]{0,20} lighter(?=[.,!]|$)", "brightness", 1),
     (r"\b(darken|darker|dim|(decrease|lower) the exposure|underexpos)", "brightness", -1),
     (r"\b(warmer|warm up|more golden|golden tone|warm tone)", "warmth", 1),
     (r"\b(cooler|cool down|bluer|colder|cool tone)", "warmth", -1),
@@ -54,15 +54,19 @@ _KINDS_EN: list[tuple[str, str]] = [
     ("text", r"[\"“”].+[\"“”].*\b(with|to|into)\b.*[\"“”]|\btext\b|\bwords?\b|\bsign reads?"),
     ("style", r"\b(sketch|drawing|painting|watercolou?r|cartoon|anime|pixel art|ink wash|engraving|"
               r"comic|illustration|oil paint|mosaic|pop art|style of|realistic photo|photograph)\b"),
+    # Blurring or sharpening the background behind a person is a portrait edit, not a new background.
+    ("portrait", r"\b(blur|blurred|sharp|sharpen|sharper|depth of field|bokeh)\b[^.]*\bbackground\b|"
+                 r"\bbackground\b[^.]*\b(blur|blurred|sharp|sharper)\b"),
     ("background", r"\b(change|replace|swap|make|turn|set|put)\b[^.]*\b(background|backdrop)\b|"
                    r"\b(background|backdrop)\b[^.]*\b(to|into|with)\b"),
     ("material", r"\b(made of|material|wooden|wood|marble|metal|metallic|brushed|glass|golden|gold|stone|"
                  r"ceramic|porcelain|fabric|cloth|leather|plastic)\b"),
     ("colour", r"\bcolou?r\b|\b(red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|grey|gray|"
-               r"cyan|teal|navy|beige|magenta|turquoise|maroon|olive|lavender|silver)\b"),
+               r"cyan|teal|navy|beige|magenta|turquoise|maroon|olive|lavender|silver|coral|burgundy)\b"),
     ("replace", r"\breplace\b|\bswap\b|\binstead of\b|\bturn the [\w ]+ into an? "),
     ("remove", r"\b(remove|delete|erase|take out|get rid of|eliminate)\b"),
     ("add", r"\b(add|put|place|insert)\b"),
+    ("motion", r"\b(open|close|shut)\b[^.]*\b(eyes|mouth)\b|\b(tilt|turn)\b[^.]*\bhead\b"),
     ("portrait", r"\b(skin|blemish|acne|wrinkle|slim|slimmer|thinner face|teeth|eyes|retouch|beautif|"
                  r"complexion|makeup|face)\b"),
     ("motion", r"\b(raise|lift|lower|turn|wave|move|walk|step|bend|pose|arm|hand|head|leg|sit|stand)\b"),
@@ -70,12 +74,14 @@ _KINDS_EN: list[tuple[str, str]] = [
 _KINDS_ZH: list[tuple[str, str]] = [
     ("text", r"[\"“”「」].+[\"“”「」].*(改为|改成|换成|替换为)|文字"),
     ("style", r"素描|绘画|画作|水彩|卡通|动漫|像素|水墨|版画|油画|插画|风格|真实照片|写实照片|变成照片"),
+    ("portrait", r"虚化|景深|背景变(清晰|模糊)"),
     ("background", r"背景(换成|改成|变成|替换)|(换|改|替换)[^，。]*背景"),
     ("material", r"材质|木质|木头|大理石|金属|拉丝|玻璃|金质|金色的|石头|石质|陶瓷|瓷|布料|皮革|塑料"),
-    ("colour", r"颜色|色的|红色|橙色|黄色|绿色|蓝色|紫色|粉色|棕色|黑色|白色|灰色|青色|银色"),
+    ("colour", r"颜色|色的|红色|橙色|黄色|绿色|蓝色|紫色|粉色|棕色|黑色|白色|灰色|青色|银色|酒红|珊瑚|米色"),
     ("replace", r"换成|替换|变成一?[只个辆张把]"),
     ("remove", r"移除|删除|删掉|去掉|擦除|去除|拿走"),
     ("add", r"添加|加上|加入|放[一上]|加一"),
+    ("motion", r"闭上眼睛|睁开眼睛|张开嘴|闭上嘴|歪"),
     ("portrait", r"皮肤|磨皮|祛痘|瘦脸|牙齿|美白|眼睛|美颜|皱纹|脸"),
     ("motion", r"举起|抬起|放下|转头|转身|挥手|移动|走|弯腰|姿势|手臂|手|头|腿|坐|站"),
 ]
@@ -87,6 +93,11 @@ class Intent:
     # "motion", "portrait", or "unknown"
     tone: dict[str, int | str] = field(default_factory=dict)  # tone property -> direction (kind "tone")
     to_photo: bool = False  # style: a stylised picture made a realistic photo
+    colour: str | None = None  # colour: the key of the named colour asked for (tasks/colours.py)
+    style: str | None = None  # style: the family of the style named (see _STYLES)
+    texts: tuple[str, str] | None = None  # text: the quoted old text and new text
+    part: str | None = None  # motion: what moves ("face", "head", "arm", "body"); portrait: "background"
+    direction: int = 0  # portrait background: +1 blurred, -1 made sharp
     consistent: bool = True  # English and Chinese ask for the same kind of edit
 
     @property
@@ -106,7 +117,47 @@ def _kind(text: str, table: list[tuple[str, str]]) -> str:
     return next((kind for kind, pattern in table if re.search(pattern, text)), "unknown")
 
 
-def _read(text: str, tones: list[tuple[str, str, int | str]], kinds: list[tuple[str, str]]) -> Intent:
+# Style families by what they do to a photo's pixels (the judge's cue for the direction of the edit);
+# "colour pencil" before "pencil sketch".
+_STYLES: list[tuple[str, str]] = [
+    ("colour_pencil", r"colou?red pencil|colou?r pencil|彩色铅笔|彩铅"),
+    ("sketch", r"sketch|pencil|engraving|etching|woodcut|ink wash|素描|铅笔|版画|水墨"),
+    ("flat", r"cartoon|comic|anime|pixel|mosaic|pop art|卡通|动漫|漫画|像素"),
+    ("watercolour", r"watercolou?r|水彩"),
+    ("painting", r"oil paint|impasto|油画"),
+]
+_QUOTED = r"[\"“”「」『』]([^\"“”「」『』]+)[\"“”「」『』]"
+# What a motion moves, by the words that name it; the first match wins.
+_PARTS: list[tuple[str, str]] = [
+    ("face", r"\b(eyes|mouth)\b|眼睛|嘴"),
+    ("head", r"\bhead\b|头"),
+    ("arm", r"\b(arm|hand|wave)\b|手"),
+    ("body", r"."),
+]
+
+
+def _named_colour(text: str, english: bool) -> str | None:
+    """The colour the instruction asks for: the colour name that ends last ("from brown to mint green")."""
+    from tasks.colours import TARGETS  # the colour vocabulary (names in both languages and their sRGB)
+
+    best: tuple[int, int, str] | None = None
+    for colour in TARGETS:
+        if english:
+            names = (colour.en, colour.en.replace("grey", "gray"))
+        else:
+            names = (colour.zh, colour.zh.rstrip("色"))
+        for name in names:
+            pattern = rf"\b{re.escape(name)}\b" if english else re.escape(name)
+            for match in re.finditer(pattern, text):
+                candidate = (match.end(), len(name), colour.key)  # ends last; on a tie, the longer name
+                best = candidate if best is None or candidate[:2] > best[:2] else best
+    return best[2] if best else None
+
+
+def _read(
+    raw: str, tones: list[tuple[str, str, int | str]], kinds: list[tuple[str, str]], english: bool
+) -> Intent:
+    text = raw.lower()
     tone = _tone(text, tones)
     kind = _kind(text, kinds)
     # "Remove the haze", "add falling rain", "lower the contrast", "turn the scene into night" are tone edits
@@ -114,13 +165,28 @@ def _read(text: str, tones: list[tuple[str, str, int | str]], kinds: list[tuple[
     # tone's. "Brighten the eyes" stays a portrait edit, "replace the background" a background change.
     if tone and kind in ("remove", "add", "colour", "material", "motion", "unknown"):
         return Intent("tone", tone)
-    return Intent(kind, to_photo=kind == "style" and bool(re.search(r"realistic|真实|photo(graph)?\b", text)))
+    if kind == "colour":
+        return Intent(kind, colour=_named_colour(text, english))
+    if kind == "style":
+        to_photo = bool(re.search(r"realistic|真实|写实|photo(graph)?\b", text)) and not re.search(
+            r"^(turn|make|convert) (this|the) (photo|picture|image)|这张照片", text
+        )
+        return Intent(kind, to_photo=to_photo, style=_kind(text, _STYLES))
+    if kind == "text":
+        quoted = re.findall(_QUOTED, raw)  # as written: OCR compares letters without case anyway
+        return Intent(kind, texts=(quoted[0], quoted[-1]) if len(quoted) >= 2 else None)
+    if kind == "motion":
+        return Intent(kind, part=_kind(text, _PARTS))
+    if kind == "portrait" and re.search(r"background|虚化|背景|景深|bokeh", text):
+        sharp = re.search(r"\bsharp|remove the (background )?blur|清晰|去除背景虚化", text)
+        return Intent(kind, part="background", direction=-1 if sharp else 1)
+    return Intent(kind)
 
 
 def read_instruction(instruction: dict[str, str]) -> Intent:
     """The edit `instruction` ({"en", "zh"}) asks for; the English reading when both languages give one."""
-    english = _read(instruction.get("en", "").lower(), _TONE_EN, _KINDS_EN)
-    chinese = _read(instruction.get("zh", ""), _TONE_ZH, _KINDS_ZH)
+    english = _read(instruction.get("en", ""), _TONE_EN, _KINDS_EN, True)
+    chinese = _read(instruction.get("zh", ""), _TONE_ZH, _KINDS_ZH, False)
     if english.kind == "unknown":
         return chinese
     if chinese.kind == "unknown":
@@ -128,4 +194,11 @@ def read_instruction(instruction: dict[str, str]) -> Intent:
     consistent = english.kind == chinese.kind and (
         english.kind != "tone" or set(english.tone.items()) & set(chinese.tone.items())
     )
-    return Intent(english.kind, english.tone, english.to_photo, bool(consistent))
+    # What English leaves out (a colour name it does not know, quotes it lost) Chinese may give.
+    return replace(
+        english,
+        colour=english.colour or chinese.colour,
+        style=english.style if english.style != "unknown" else chinese.style,
+        texts=english.texts or chinese.texts,
+        consistent=bool(consistent),
+    )

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from gedit_inputs import eval_cli
 from PIL import Image
 
+from annotators.judge.heuristic import HeuristicJudge
 from annotators.mllm.protocols import editscore_prompts, gedit_prompts
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images, request_text
 from model.eval.cli import main
@@ -149,7 +150,7 @@ def test_missing_outputs_and_the_offline_judge(eval_dir: Path) -> None:
     rows = pq.read_table(eval_dir / "scores" / "heuristic" / "scores.parquet").to_pylist()
     missing = [r for r in rows if r["status"] == "missing_output"]
     assert [(r["key"], r["language"]) for r in missing] == [("bg1", "en")]
-    assert {r["judge"] for r in rows if r["status"] == "ok"} == {"heuristic-v1"}
+    assert {r["judge"] for r in rows if r["status"] == "ok"} == {HeuristicJudge.name}
     assert all(0 <= r["sc"] <= 10 and 0 <= r["pq"] <= 10 for r in rows if r["status"] == "ok")
     report = eval_cli("report", str(eval_dir), "--prefix", "X", "--json")
     assert json.loads(report)["en"]["full"]["categories"]["background_change"]["missing"] == 1

@@ -20,6 +20,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
+from annotators.judge.heuristic import HeuristicJudge
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images, request_text
 from pipelines.cli import main
 from pipelines.filter import CALIBRATED_THRESHOLDS, JUDGE_COLUMNS
@@ -79,7 +80,7 @@ def test_heuristic_filter_scores_manifests_and_writes_view(run_dir: Path) -> Non
     assert [r["id"] for r in rows] == [r["id"] for r in before_rows]
     for r in rows:
         assert set(JUDGE_COLUMNS) <= set(r)
-        assert r["judge"] == "heuristic-v2" and r["judge_status"] == "ok"
+        assert r["judge"] == HeuristicJudge.name and r["judge_status"] == "ok"
         assert 0 <= r["sc"] <= 10 and 0 <= r["pq"] <= 10
         assert r["o"] == np.sqrt(r["sc"] * r["pq"])
         details = json.loads(r["judge_details"])
@@ -98,7 +99,7 @@ def test_heuristic_filter_scores_manifests_and_writes_view(run_dir: Path) -> Non
     assert meta["read"] == len(rows) == meta["kept"] + sum(meta["dropped"].values())
     assert meta["thresholds"]["default"]["min_o"] == threshold
     run_json = json.loads((run_dir / "run.json").read_text())
-    assert run_json["judge"]["name"] == "heuristic-v2" and run_json["judge"]["view"] == "half"
+    assert run_json["judge"]["name"] == HeuristicJudge.name and run_json["judge"]["view"] == "half"
     assert run_json["counts"]  # the pipeline's own keys survive
 
 
@@ -387,7 +388,7 @@ def test_remote_run_folder_through_fsspec(produced_run: Path, tmp_path: Path) ->
     _filter(url, "--min-pq", "5", "--reshard", "--view", "remote", "--cache-dir", str(tmp_path / "c"))
     folder = RunFolder(url)
     rows = [r for m in manifest_paths(folder) for r in read_table(folder, m).to_pylist()]
-    assert rows and all(r["judge"] == "heuristic-v2" for r in rows)
+    assert rows and all(r["judge"] == HeuristicJudge.name for r in rows)
     kept = read_view_ids(folder, "remote")
     assert kept and kept == [r["id"] for r in rows if r["pq"] >= 5 and not r["near_dup_of"]]
     assert json.loads(fs.cat_file(f"{url}/run.json"))["judge"]["view"] == "remote"

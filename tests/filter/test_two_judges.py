@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
+from annotators.judge.heuristic import HeuristicJudge
 from annotators.mllm.scripted_server import Reply, ScriptedServer, request_images, request_text
 from pipelines.cli import main
 from pipelines.filter import JUDGE2_COLUMNS
@@ -51,7 +52,7 @@ def test_two_judges_keep_only_what_both_keep(run_dir: Path) -> None:
 
     rows = _rows(run_dir)
     for r in rows:
-        assert r["judge"] == "openai:scripted-model:en:v1" and r["judge2"] == "heuristic-v1"
+        assert r["judge"] == "openai:scripted-model:en:v1" and r["judge2"] == HeuristicJudge.name
         # The second judge's columns hold exactly what the heuristic gives alone.
         assert (r["sc2"], r["pq2"], r["o2"]) == tuple(heuristic[r["id"]][k] for k in ("sc", "pq", "o"))
         assert r["sc"] == len(r["instruction_en"]) % 11
@@ -73,7 +74,7 @@ def test_two_judges_keep_only_what_both_keep(run_dir: Path) -> None:
     meta = json.loads((view / "view.json").read_text())
     a = np.array([first[i] for i in sorted(first)])
     b = np.array([second[i] for i in sorted(first)])
-    assert meta["judge2"] == "heuristic-v1"
+    assert meta["judge2"] == HeuristicJudge.name
     assert meta["agreement"] == {
         "judged_by_both": len(rows),
         "both_keep": int(np.sum(a & b)),
@@ -84,7 +85,7 @@ def test_two_judges_keep_only_what_both_keep(run_dir: Path) -> None:
     }
     run_json = json.loads((run_dir / "run.json").read_text())
     assert (
-        run_json["judge"]["judge2"] == {"name": "heuristic-v1"}
+        run_json["judge"]["judge2"] == {"name": HeuristicJudge.name}
         and run_json["judge"]["usage"]["http_requests"] == 0
     )
 
@@ -94,6 +95,6 @@ def test_two_judges_keep_only_what_both_keep(run_dir: Path) -> None:
 
 def test_the_same_judge_twice_is_refused(run_dir: Path) -> None:
     result = CliRunner().invoke(main, ["filter", str(run_dir), "--judge2", "heuristic"])
-    assert result.exit_code == 2 and "the two judges are the same (heuristic-v1)" in result.output
+    assert result.exit_code == 2 and f"the two judges are the same ({HeuristicJudge.name})" in result.output
     result = CliRunner().invoke(main, ["filter", str(run_dir), "--judge2", "openai"])
     assert result.exit_code == 2 and "--judge2 openai needs --judge2-url" in result.output

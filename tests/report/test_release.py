@@ -15,6 +15,7 @@ import webdataset as wds
 from conftest import step1x_data
 from huggingface_hub import DatasetCard
 
+from annotators.judge.heuristic import HeuristicJudge
 from pipelines.release import sha256_of
 
 
@@ -71,7 +72,7 @@ def test_release_holds_the_kept_and_rejected_samples_unchanged(
                 assert sample[member] == original[member]  # images copied byte for byte
             record, original_record = json.loads(sample["json"]), json.loads(original["json"])
             assert {k: v for k, v in record.items() if k not in ("judge", "reject_reason")} == original_record
-            assert record["judge"]["judge"] == "heuristic-v1" and 0 <= record["judge"]["o"] <= 10
+            assert record["judge"]["judge"] == HeuristicJudge.name and 0 <= record["judge"]["o"] <= 10
             assert record.get("reject_reason") == rejected.get(key)
             if "mask.png" in original:
                 assert sample["mask.png"] == original["mask.png"]
@@ -105,7 +106,7 @@ def test_dataset_card(release: Path, removal_run: Path) -> None:
     for licence in ("public domain (NASA)", "CC0-1.0 (photographer: Rachel Michetti)"):
         assert f"| {licence} | 1 |" in text  # the sources' own licences, counted per source image
     assert "| inpaint | opencv_telea_grain |" in text and "Apache-2.0 (OpenCV)" in text
-    assert "| judge | heuristic-v1 |" in text
+    assert f"| judge | {HeuristicJudge.name} |" in text
     assert "## Known limitations" in text and "does not read the instruction" in text
     for figure in ("stats/scores.png", "stats/samples_per_category.png"):
         assert f"]({figure})" in text and (release / figure).stat().st_size > 10_000

@@ -1,0 +1,159 @@
+"""Measurements the offline judge takes for appearance edits: a named colour, a new material, a style, text.
+
+All take the pair at the judge's working size (RGB uint8) and, for the local ones, the edited region found
+from the change map (annotators/judge/heuristic.py). None reads the task's parameters or mask.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from tasks.colours import TARGETS_BY_KEY, chroma_hue, delta_e94, hue_distance
+
+# Lab (OpenCV float: L 0..100) of a colour the instruction names lies within this CIE94 distance of the
+# region's median colour when a person would call the region by that name.
+EDGE_STRENGTH = 20.0  # Sobel of Lab (lightness plus colour, smoothed) below which the source has no edge
+
+
+def colour_measures(
+    lab_source: np.ndarray, lab_target: np.ndarray, region: np.ndarray, colour_key: str | None
+) -> dict[str, float]:
+    """How far the region's new colour is from the colour asked for (CIE94 of the median, and the hue angle
+    for a chromatic colour), how far its old colour was, and how much of the same old colour was left
+    unchanged around the region (half an object recoloured, or only its outline)."""
+    old = np.median(lab_source[region], axis=0)
+    new = np.median(lab_target[region], axis=0)
+    measures: dict[str, float] = {"colour_asked": 0.0, "left_behind": _cut_through(lab_source, region)}
+    if colour_key is None or colour_key not in TARGETS_BY_KEY:
+        return measures
+    named = TARGETS_BY_KEY[colour_key]
+    aim = named.lab
+    measures.update(
+        colour_asked=1.0,
+        colour_error=float(delta_e94(aim, new[None])[0]),
+        colour_error_before=float(delta_e94(aim, old[None])[0]),
+    )
+    if named.chromatic:
+        chroma, hue = chroma_hue(new)
+        _, aim_hue = chroma_hue(aim)
+        measures["hue_error"] = float(hue_distance(hue, aim_hue)) if chroma > 8 else 180.0
+    else:
+        measures["hue_error"] = 0.0 if float(np.hypot(new[1], new[2])) < 20 else 90.0
+    return measures
+
+
+def _cut_through(lab_source: np.ndarray, region: np.ndarray) -> float:
+    """Share of the region's outline that runs where the source has no edge: a recolouring that stops in
+    the middle of a surface (half an object, only its rim) and leaves the rest in the old colour."""
+    outline = region & ~(cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    if not outline.any():
+        return 0.0
+    smooth = cv2.GaussianBlur(lab_source, (0, 0), 1.0)
+    strength = sum(
+        np.hypot(cv2.Sobel(smooth[..., c], cv2.CV_32F, 1, 0), cv2.Sobel(smooth[..., c], cv2.CV_32F, 0, 1))
+        for c in range(3)
+    )
+    strength = cv2.dilate(strength, np.ones((5, 5), np.uint8))  # the outline may sit a pixel or two off
+    return float((strength[outline] < EDGE_STRENGTH).mean())
+
+
+def _fine(grey: np.ndarray) -> np.ndarray:
+    return np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.5))
+
+
+def _edges(grey: np.ndarray) -> np.ndarray:
+    return cv2.Canny(cv2.GaussianBlur(grey, (0, 0), 2.0).astype(np.uint8), 50, 150) > 0
+
+
+def edge_f1(a: np.ndarray, b: np.ndarray, tolerance: int = 2, within: np.ndarray | None = None) -> float:
+    """F1 of two edge maps matched within `tolerance` pixels (optionally only where `within`); 1.0 when
+    neither has an edge there."""
+    if within is not None:
+        a, b = a & within, b & within
+    if not a.any() and not b.any():
+        return 1.0
+    kernel = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
+    near_a = cv2.dilate(a.astype(np.uint8), kernel) > 0
+    near_b = cv2.dilate(b.astype(np.uint8), kernel) > 0
+    precision = (b & near_a).sum() / max(int(b.sum()), 1)
+    recall = (a & near_b).sum() / max(int(a.sum()), 1)
+    return float(2 * precision * recall / max(precision + recall, 1e-6))
+
+
+def material_measures(g_source: np.ndarray, g_target: np.ndarray, region: np.ndarray) -> dict[str, float]:
+    """A new material: the surface texture inside the region changed (fine detail and its layout), while the
+    outline kept its place and the form its shading (correlation of the coarse lightness)."""
+    inner = cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    if inner.sum() < 64:
+        inner = region
+    fine_s, fine_t = _fine(g_source)[inner], _fine(g_target)[inner]
+    detail_change = abs(float(np.log((fine_t.mean() + 0.5) / (fine_s.mean() + 0.5))))
+    layout = _correlation(fine_s, fine_t)  # the same fine detail in the same place: no new texture
+    coarse_s = cv2.GaussianBlur(g_source, (0, 0), 4.0)[inner]
+    coarse_t = cv2.GaussianBlur(g_target, (0, 0), 4.0)[inner]
+    band = cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    band &= ~(cv2.erode(region.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)
+    return {
+        "texture_change": detail_change + max(0.0, 1.0 - layout),
+        "form_kept": _correlation(coarse_s, coarse_t),
+        "outline_kept": edge_f1(_edges(g_source), _edges(g_target), within=band),
+    }
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size < 16 or a.std() < 1e-3 or b.std() < 1e-3:
+        return 0.0
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def _colour_count(rgb: np.ndarray) -> int:
+    q = (rgb // 32).reshape(-1, 3).astype(np.int32)
+    return len(np.unique(q[:, 0] * 64 + q[:, 1] * 8 + q[:, 2]))
+
+
+def _gradient(grey: np.ndarray) -> np.ndarray:
+    return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+
+
+def style_measures(
+    source: np.ndarray, target: np.ndarray, g_source: np.ndarray, g_target: np.ndarray
+) -> dict[str, float]:
+    """A change of rendering: the scene's edges kept (F1 of the coarse edge maps), and the statistics a style
+    moves: distinct colours, gradient energy, flat area, chroma (each target against source, signed)."""
+    grad_s, grad_t = _gradient(g_source), _gradient(g_target)
+    lab_s = cv2.cvtColor(source.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    lab_t = cv2.cvtColor(target.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    chroma_s = float(np.hypot(lab_s[..., 1], lab_s[..., 2]).mean())
+    chroma_t = float(np.hypot(lab_t[..., 1], lab_t[..., 2]).mean())
+    return {
+        "edge_f1": edge_f1(_edges(g_source), _edges(g_target)),
+        "d_colours": float(np.log(_colour_count(target) / _colour_count(source))),
+        "d_gradient": float(np.log((grad_t.mean() + 1) / (grad_s.mean() + 1))),
+        "d_flat": float((grad_t < 8).mean() - (grad_s < 8).mean()),
+        "d_chroma": float(np.log((chroma_t + 2) / (chroma_s + 2))),
+    }
+
+
+@lru_cache(maxsize=1)
+def _reader():  # type: ignore[no-untyped-def]
+    from annotators.ocr import RapidOCRText  # onnxruntime: only when a text edit is judged
+
+    return RapidOCRText(threads=1)
+
+
+def _normal(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def text_measures(target: np.ndarray, old: str, new: str) -> dict[str, float]:
+    """Read the target (RapidOCR, weights in its wheel): is the new text there, and the old text gone? Only
+    the target is read: detection over a photo is the judge's costliest step (seconds on a CPU)."""
+    read = _normal(" ".join(line.text for line in _reader()(target)))
+    old_n, new_n = _normal(old), _normal(new)
+    return {
+        "new_text_read": float(bool(new_n) and new_n in read),
+        "old_text_gone": float(not old_n or old_n not in read or old_n in new_n),
+    }
