@@ -147,9 +147,11 @@ def _limitations(records: pd.DataFrame, contents: RunContents, tools: list[dict[
     judges = {t["name"] for t in tools if t["role"] == "judge"}
     if any("heuristic" in j for j in judges):
         notes.append(
-            "The heuristic judge measures pixels (the edit region changed, the rest was preserved, the "
-            "output is not degenerate); it does not read the instruction, so whether a pair matches its "
-            "instruction was not verified by a model."
+            "The heuristic judge reads the kind and direction of each edit from its instruction and "
+            "measures pixels (the edit region changed as asked, the rest was preserved, the output is not "
+            "degenerate); "
+            "no model looked at the pairs, and its agreement with people is that of its calibration "
+            "(bench/RESULTS.md), not a model's reading of the instruction."
         )
     if any("heuristic" not in j for j in judges):
         notes.append(

@@ -28,9 +28,20 @@ def step1x_data(*args: str | Path | float, exit_code: int = 0) -> Result:
     return result
 
 
+# The tasks' quality gates relaxed, so that the runs hold what the report must show: removals with masks
+# (the fill checks keep only the rocket of the example photos) and tone edits of every strength, some of
+# which the judge rejects (with the gates on it scores all 30 at 8.8 or more).
+RELAXED = {
+    "subject_removal": ["--param", "check_fill=false"],
+    "tone_transformation": ["--param", "scene_check=false", "--param", "min_visible=0"],
+}
+
+
 def make_run(task: str, out: Path, min_o: float | None) -> Path:
     # The local executor: Ray's start-up would dominate, and the samples are the same either way.
-    step1x_data("run", task, "--source", PHOTOS, "--out", out, "--executor", "local", "--quiet")
+    step1x_data(
+        "run", task, "--source", PHOTOS, "--out", out, "--executor", "local", "--quiet", *RELAXED[task]
+    )
     if min_o is not None:
         step1x_data("filter", out, "--judge", "heuristic", "--min-o", min_o, "--workers", 2)
     return out
