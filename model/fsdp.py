@@ -40,11 +40,12 @@ def shard_transformer(model: Step1XEditTransformer, device: torch.device, mixed_
         raise ValueError(f"FSDP2 cannot shard scalar parameters ({', '.join(scalars)}): train v1.1, or LoRA")
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     param_dtype = torch.bfloat16 if mixed_precision == "bf16" else None
-    # Inputs are not cast (bf16 autocast handles the compute dtype): FSDP2 skips its input cast when a
-    # gradient-checkpointed block is recomputed in backward, so a cast input (the rotary embedding) would be
-    # bf16 in the forward and fp32 in the recompute, which checkpointing refuses (seen on H200s).
+    # On a GPU, inputs are not cast: bf16 autocast (the trainer's, on CUDA) sets the compute dtype, and
+    # FSDP2 skips its input cast when a gradient-checkpointed block is recomputed in backward, so a cast
+    # input (the rotary embedding) would be bf16 in the forward and fp32 in the recompute, which
+    # checkpointing refuses (seen on H200s). On the CPU no autocast runs: FSDP2 casts the inputs.
     policy = MixedPrecisionPolicy(
-        param_dtype=param_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False
+        param_dtype=param_dtype, reduce_dtype=torch.float32, cast_forward_inputs=device.type != "cuda"
     )
     for block in [*model.dit.transformer_blocks, *model.dit.single_transformer_blocks]:
         fully_shard(block, mesh=mesh, mp_policy=policy)
