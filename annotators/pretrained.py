@@ -28,6 +28,16 @@ def inference_dtype(on: str) -> Any:
     return torch.bfloat16 if on.startswith("cuda") else torch.float32
 
 
+COMPILE_ENV = "STEP1X_COMPILE"
+
+
+def compiling(on: str) -> bool:
+    """Whether model backends compile their heaviest network (torch.compile): on a GPU, unless
+    STEP1X_COMPILE=0 (compiling costs tens of seconds per actor once, then each call is faster and keeps
+    the GPU busier, as it launches far fewer kernels from Python)."""
+    return on.startswith("cuda") and os.environ.get(COMPILE_ENV, "1") != "0"
+
+
 def _safetensors_name(pickle_path: str) -> str:
     """Where the converted weights go: the name the loaders look for (transformers' pytorch_model.bin
     becomes model.safetensors; diffusers keeps the stem)."""

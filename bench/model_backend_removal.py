@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from annotators.inpaint_models import DiffusionInpainter, FluxFill  # noqa: E402
 from annotators.objects_models import Box, Florence2, FlorenceSam2Objects, Sam2Boxes  # noqa: E402
-from annotators.pretrained import device, inference_dtype  # noqa: E402
+from annotators.pretrained import compiling, device, inference_dtype  # noqa: E402
 from annotators.registry import Resources  # noqa: E402
 from tasks.records import SourceSample  # noqa: E402
 
@@ -444,7 +444,9 @@ class RandomFluxFill(DiffusionInpainter):
     def __init__(self, models_dir: str | None = None) -> None:
         on = device()
         engine = FluxFill(
-            build_flux_fill(on, inference_dtype(on)), steps=int(os.environ.get(STEPS_ENV, "28"))
+            build_flux_fill(on, inference_dtype(on)),
+            steps=int(os.environ.get(STEPS_ENV, "28")),
+            compile_blocks=compiling(on),
         )
         super().__init__(None, engine=engine)
         self.stats = Stats("inpaint")

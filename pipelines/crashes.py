@@ -5,7 +5,8 @@ Ray retries a task, and restarts an actor, whose process died, without limit by 
 which of a block's sources was running. So each step call in a Ray worker first tells a ledger (one small
 actor per run) which source it begins, and afterwards that it ended. A source begun and never ended was
 running when its process died. When a retry reaches a source that has done so MAX_CRASHES times, the
-worker rejects it instead of running the step again.
+worker rejects it instead of running the step again. An actor that runs two calls at once (the edit step
+of a model backend) blames both sources for its death; one source is still rejected only after three.
 """
 
 from __future__ import annotations

@@ -105,6 +105,20 @@ def _actor_pool_bounds(spec: StepSpec) -> tuple[int, int]:
     return 1, max(1, int(most))
 
 
+def _actor_pool(spec: StepSpec, workers: int | None) -> Any:
+    """The actor pool of a one-item step: ``workers`` actors if given, else autoscaling; each actor runs
+    the step's declared number of calls at once, in threads."""
+    from ray.data import ActorPoolStrategy
+
+    low, high = (workers, workers) if workers else _actor_pool_bounds(spec)
+    return ActorPoolStrategy(
+        min_size=low,
+        max_size=high,
+        max_concurrent_calls_per_actor=spec.calls_per_actor,
+        enable_true_multi_threading=spec.calls_per_actor > 1,
+    )
+
+
 def _cluster_cpus() -> int:
     import ray
 
@@ -143,7 +157,7 @@ def build_dataset(refs: list[dict[str, Any]], config: RunConfig, done: frozenset
             dataset = dataset.map(
                 _ActorStep,
                 fn_constructor_args=(spec, ledger),
-                concurrency=config.workers or _actor_pool_bounds(spec),
+                compute=_actor_pool(spec, config.workers),
                 **options,
             )
         else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -201,17 +202,43 @@ class _PairCache:
         return self._ratios[key]
 
 
-class EditStep:
-    """The task's own logic, then encoding: what leaves this step is bytes, ready to be written."""
+# How many items an edit actor whose tools hold a model works on at once: two, so that one item's CPU work
+# (the task's logic, its fill checks, encoding) runs while the other's model call keeps the GPU busy.
+MODEL_EDIT_CALLS = 2
 
-    def __init__(self, config: RunConfig) -> None:
+
+class _TakingTurns:
+    """A model tool shared by the threads of one edit actor: one call at a time (a diffusers pipeline
+    keeps per-call state on itself, and two calls would only contend for the GPU); all else passed through."""
+
+    def __init__(self, tool: Any) -> None:
+        self._tool = tool
+        self._turn = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._turn:
+            return self._tool(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tool, name)
+
+
+class EditStep:
+    """The task's own logic, then encoding: what leaves this step is bytes, ready to be written.
+
+    ``calls`` > 1: the step is called from that many threads at once, so its model tools take turns."""
+
+    def __init__(self, config: RunConfig, calls: int = 1) -> None:
         self.config = config
         self.task = load_task(config.task)
         self.params = config.task_params_resolved()
         self.config_hash = config.config_hash()
-        self.tools = Tools(
-            **{name: resolve(name, config.backend)(config.models_dir) for name in self.task.TOOLS}
-        )
+        tools = {}
+        for name in self.task.TOOLS:
+            plugin = resolve(name, config.backend)
+            tool = plugin(config.models_dir)
+            tools[name] = _TakingTurns(tool) if calls > 1 and _holds_a_model(plugin) else tool
+        self.tools = Tools(**tools)
         self.tool_records = {name: tool.describe() for name, tool in self.tools.items()}
 
     def _make_pairs(self, source: SourceSample, seed: int) -> list[Candidate] | Skip:
@@ -373,6 +400,7 @@ class StepSpec:
     run_key: str = ""  # identifies the run, so a worker process reuses a built step across blocks
     actor: bool = False
     kind: str = "map"
+    calls_per_actor: int = 1  # threads an actor runs the step in (see MODEL_EDIT_CALLS)
 
 
 def _holds_a_model(plugin: type[Plugin]) -> bool:
@@ -402,12 +430,15 @@ def step_specs(config: RunConfig, done: frozenset[int] = frozenset()) -> list[St
             )
         )
     tools = [resolve(name, config.backend) for name in task.TOOLS]
+    holds_a_model = any(_holds_a_model(tool) for tool in tools)
+    calls = MODEL_EDIT_CALLS if holds_a_model else 1
     edit = StepSpec(
         "edit",
-        partial(EditStep, config),
+        partial(EditStep, config, calls),
         combined_resources([tool.resources for tool in tools]),
         run_key,
-        actor=any(_holds_a_model(tool) for tool in tools),
+        actor=holds_a_model,
+        calls_per_actor=calls,
     )
     specs = [first, *annotate, edit]
     if config.instruction_writer == "openai":
