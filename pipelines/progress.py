@@ -157,7 +157,7 @@ class RunProgress:
 
     @staticmethod
     def _count(snapshot: dict[str, Any]) -> str:
-        """"5/12 items", or "24 items from 2 sources" once sources expanded into several items each (videos
+        """The count shown: "5/12 items", or "24 items from 2 sources" once sources expanded into several items each (videos
         into frame pairs), whose number is only known as each source is read."""
         if snapshot["read"] > snapshot["todo"]:
             return f"{snapshot['read']} items from {snapshot['todo']} sources"

@@ -14,7 +14,6 @@ stops); a target colour the recolouring did not reach. Black-and-white photos ar
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import cv2
@@ -35,12 +34,11 @@ from tasks.colours import (
 from tasks.masks import bbox_of
 from tasks.object_edits import (
     Reference,
-    is_greyscale,
     object_phrase,
-    object_problem,
     on_edges,
     outline,
     refer,
+    repaintable_objects,
 )
 from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
 from tasks.tools import Tools
@@ -159,24 +157,14 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     unknown = set(params.targets) - set(TARGETS_BY_KEY)
     if unknown:
         raise ValueError(f"unknown target colours {sorted(unknown)}; known: {sorted(TARGETS_BY_KEY)}")
-    if not source.labels:  # the offline annotator names only people; other objects need labels
-        return Skip("unnamed_region", "no labelled object, and the annotator named none in the photo")
-    if is_greyscale(source.image):
-        return Skip(
-            "greyscale_photo", "a black-and-white photo: one coloured object would be the only colour"
-        )
-    image_area = source.width * source.height
-    problems: Counter[str] = Counter()
-    usable: list[ObjectLabel] = []
-    for label in source.labels:
-        problem = object_problem(label, image_area, params.min_area, params.max_area, params.max_border_cut)
-        if problem is None:
-            usable.append(label)
-        else:
-            problems[problem] += 1
-
-    # Largest first: the clearest edits, and a stable order for the variant names.
-    usable.sort(key=lambda lab: (-int(lab.mask.sum()), lab.bbox))
+    found = repaintable_objects(
+        source,
+        (params.min_area, params.max_area, params.max_border_cut),
+        "one coloured object would be the only colour",
+    )
+    if isinstance(found, Skip):
+        return found
+    usable, problems = found
     reach = max(2, round(params.reach * min(source.width, source.height)))
     colours = {id(label): main_colour(source.image, label.mask, reach) for label in usable}
     rng = np.random.default_rng(seed)

@@ -25,11 +25,10 @@ from tasks.masks import bbox_of
 from tasks.materials import MATERIALS_BY_KEY, Material
 from tasks.object_edits import (
     Reference,
-    is_greyscale,
     object_phrase,
-    object_problem,
     outline_support,
     refer,
+    repaintable_objects,
     surface_pattern,
 )
 from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
@@ -153,33 +152,29 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     unknown = set(params.materials) - set(MATERIALS_BY_KEY)
     if unknown:
         raise ValueError(f"unknown materials {sorted(unknown)}; known: {sorted(MATERIALS_BY_KEY)}")
-    if not source.labels:  # the offline annotator names only people; other objects need labels
-        return Skip("unnamed_region", "no labelled object, and the annotator named none in the photo")
-    if is_greyscale(source.image):
-        return Skip(
-            "greyscale_photo", "a black-and-white photo: a coloured material would be its only colour"
-        )
-    image_area = source.width * source.height
-    problems: Counter[str] = Counter()
-    usable: list[ObjectLabel] = []
-    for label in source.labels:
-        problem = object_problem(label, image_area, params.min_area, params.max_area, params.max_border_cut)
-        if problem is None and label.category in LIVING:
-            problem = "living_subject"
-        if problem is None and label.category in HOLDS_CONTENTS:
-            problem = "mask_holds_contents"
-        if problem is None and outline_support(source.image, label.mask) < params.min_outline_support:
-            problem = "outline_off_edges"
-        if problem is None and surface_pattern(source.image, label.mask) > params.max_pattern:
-            problem = "patterned_surface"
-        if problem is None and compactness(label.mask) < params.min_compactness:
-            problem = "too_thin"
-        if problem is None:
-            usable.append(label)
-        else:
-            problems[problem] += 1
 
-    usable.sort(key=lambda lab: (-int(lab.mask.sum()), lab.bbox))
+    def material_problem(label: ObjectLabel) -> str | None:
+        if label.category in LIVING:
+            return "living_subject"
+        if label.category in HOLDS_CONTENTS:
+            return "mask_holds_contents"
+        if outline_support(source.image, label.mask) < params.min_outline_support:
+            return "outline_off_edges"
+        if surface_pattern(source.image, label.mask) > params.max_pattern:
+            return "patterned_surface"
+        if compactness(label.mask) < params.min_compactness:
+            return "too_thin"
+        return None
+
+    found = repaintable_objects(
+        source,
+        (params.min_area, params.max_area, params.max_border_cut),
+        "a coloured material would be its only colour",
+        material_problem,
+    )
+    if isinstance(found, Skip):
+        return found
+    usable, problems = found
     # Colours tell apart objects of one category ("the red candy"); only measured where that is needed.
     repeated = Counter(label.category for label in source.labels)
     names = {

@@ -3,6 +3,8 @@ objects can be edited, and how the instruction names the one edited."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -10,7 +12,7 @@ import numpy as np
 
 from tasks.colours import BASIC_NAMES, rgb_to_lab
 from tasks.masks import bbox_of, border_cut_fraction, dilate
-from tasks.records import ObjectLabel
+from tasks.records import ObjectLabel, Skip, SourceSample
 from tasks.vocabulary import OBJECTS, object_names, position_phrase
 
 # People: repainting or re-texturing a person's skin is not a colour or material edit anyone asks for
@@ -38,6 +40,33 @@ def object_problem(
     if border_cut_fraction(label.mask) > max_border_cut:
         return "mask_cut_by_border"
     return None
+
+
+def repaintable_objects(
+    source: SourceSample,
+    limits: tuple[float, float, float],
+    greyscale_why: str,
+    more_checks: Callable[[ObjectLabel], str | None] = lambda _label: None,
+) -> tuple[list[ObjectLabel], Counter[str]] | Skip:
+    """The labelled objects a colour or material edit may repaint, largest first (the clearest edits, and
+    a stable order for the variant names), with a count of why the others may not; a Skip when the photo
+    offers none: no labels, or black and white (``greyscale_why`` says what that would do to the edit).
+    ``limits``: min_area, max_area, max_border_cut; ``more_checks``: the task's own reasons."""
+    if not source.labels:  # the offline annotator names only people; other objects need labels
+        return Skip("unnamed_region", "no labelled object, and the annotator named none in the photo")
+    if is_greyscale(source.image):
+        return Skip("greyscale_photo", f"a black-and-white photo: {greyscale_why}")
+    image_area = source.width * source.height
+    problems: Counter[str] = Counter()
+    usable: list[ObjectLabel] = []
+    for label in source.labels:
+        problem = object_problem(label, image_area, *limits) or more_checks(label)
+        if problem is None:
+            usable.append(label)
+        else:
+            problems[problem] += 1
+    usable.sort(key=lambda lab: (-int(lab.mask.sum()), lab.bbox))
+    return usable, problems
 
 
 def is_greyscale(image: np.ndarray) -> bool:
