@@ -157,8 +157,8 @@ class RunProgress:
 
     @staticmethod
     def _count(snapshot: dict[str, Any]) -> str:
-        """The count shown: "5/12 items", or "24 items from 2 sources" once sources expanded into several items each (videos
-        into frame pairs), whose number is only known as each source is read."""
+        """The count shown: "5/12 items", or "24 items from 2 sources" once sources expanded into several
+        items each (videos into frame pairs), whose number is only known as each source is read."""
         if snapshot["read"] > snapshot["todo"]:
             return f"{snapshot['read']} items from {snapshot['todo']} sources"
         return f"{snapshot['read']}/{snapshot['todo']} items"

@@ -208,8 +208,9 @@ MODEL_EDIT_CALLS = 2
 
 
 class _TakingTurns:
-    """A model tool shared by the threads of one edit actor: one call at a time (a diffusers pipeline
-    keeps per-call state on itself, and two calls would only contend for the GPU); all else passed through."""
+    """A tool shared by the threads of one edit actor: one call at a time (a diffusers pipeline keeps
+    per-call state on itself, MediaPipe's tasks are not thread-safe, two model calls would only contend
+    for the GPU); everything else passed through. Different tools still run at once."""
 
     def __init__(self, tool: Any) -> None:
         self._tool = tool
@@ -226,7 +227,7 @@ class _TakingTurns:
 class EditStep:
     """The task's own logic, then encoding: what leaves this step is bytes, ready to be written.
 
-    ``calls`` > 1: the step is called from that many threads at once, so its model tools take turns."""
+    ``calls`` > 1: the step is called from that many threads at once, so each of its tools takes turns."""
 
     def __init__(self, config: RunConfig, calls: int = 1) -> None:
         self.config = config
@@ -235,9 +236,8 @@ class EditStep:
         self.config_hash = config.config_hash()
         tools = {}
         for name in self.task.TOOLS:
-            plugin = resolve(name, config.backend)
-            tool = plugin(config.models_dir)
-            tools[name] = _TakingTurns(tool) if calls > 1 and _holds_a_model(plugin) else tool
+            tool = resolve(name, config.backend)(config.models_dir)
+            tools[name] = _TakingTurns(tool) if calls > 1 else tool
         self.tools = Tools(**tools)
         self.tool_records = {name: tool.describe() for name, tool in self.tools.items()}
 

@@ -1,5 +1,5 @@
 """The edit step of a model backend is called from two threads at once (pipelines.graph gives its actor two
-concurrent calls): its model tools must take turns, its offline tools need not."""
+concurrent calls): each of its tools must take turns. An offline edit step runs one call per process."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_model_tools_take_turns_when_two_threads_call(models_dir: Path, tmp_path
     assert inpaint._tool.engine.most_at_once == 1
 
 
-def test_offline_tools_are_not_serialised(tmp_path: Path) -> None:
+def test_an_offline_edit_step_runs_one_call_at_a_time(tmp_path: Path) -> None:
     (edit,) = [spec for spec in step_specs(config(None, tmp_path)) if spec.name == "edit"]
     assert not edit.actor and edit.calls_per_actor == 1
     step: EditStep = edit.make()
