@@ -14,7 +14,6 @@ stops); a target colour the recolouring did not reach. Black-and-white photos ar
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import cv2
@@ -41,6 +40,7 @@ from tasks.object_edits import (
     on_edges,
     outline,
     refer,
+    usable_objects,
 )
 from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
 from tasks.tools import Tools
@@ -166,17 +166,12 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
             "greyscale_photo", "a black-and-white photo: one coloured object would be the only colour"
         )
     image_area = source.width * source.height
-    problems: Counter[str] = Counter()
-    usable: list[ObjectLabel] = []
-    for label in source.labels:
-        problem = object_problem(label, image_area, params.min_area, params.max_area, params.max_border_cut)
-        if problem is None:
-            usable.append(label)
-        else:
-            problems[problem] += 1
-
-    # Largest first: the clearest edits, and a stable order for the variant names.
-    usable.sort(key=lambda lab: (-int(lab.mask.sum()), lab.bbox))
+    usable, problems = usable_objects(
+        source.labels,
+        lambda label: object_problem(
+            label, image_area, params.min_area, params.max_area, params.max_border_cut
+        ),
+    )
     reach = max(2, round(params.reach * min(source.width, source.height)))
     colours = {id(label): main_colour(source.image, label.mask, reach) for label in usable}
     rng = np.random.default_rng(seed)
