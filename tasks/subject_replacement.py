@@ -1,11 +1,12 @@
 """subject_replacement (GEdit-Bench `subject-replace`): a named object becomes another named object.
 
 - Offline backend (the `inpaint` tool fills from surroundings): the new object is a labelled object of
-  another photo of the run, of a plausible kind (tasks.replacement_vocabulary): its label is refined into a
-  soft matte, it is scaled to the old object's box and stood where the old one stood (bottom centres
-  aligned), relit from its photo's light to this one's (tasks.compositing.harmonise) and composited with
-  its soft edge. When it does not cover the old object, the old one is first removed with the inpainting
-  tool (the removal task's fill), and only a little of that fill may stay in view.
+  another photo of the run, of the old one's kind (tasks.replacement_vocabulary): its label is refined into
+  a soft matte (a label a person drew is its own matte, feathered), it is scaled to the old object's box
+  and stood where the old one stood (bottom centres aligned), relit from its photo's light to this one's
+  (tasks.compositing.harmonise) and composited with its soft edge. When it does not cover the old object,
+  the old one is first removed with the inpainting tool (the removal task's fill), and only a little of that
+  fill may stay in view.
 - Model backend (the `inpaint` tool paints from a prompt, FLUX-Fill): the old object's mask, grown to the
   new object's likely extent, is painted with "a cat".
 
