@@ -115,7 +115,7 @@ def main() -> None:
 
     import numpy as np
     import torch
-    from model_backend_removal import build_flux_fill
+    from model_backend_edits import build_flux_fill
     from PIL import Image
 
     from annotators.inpaint_models import FluxFill

@@ -1,5 +1,6 @@
-"""What the appearance edits of one object (color_alteration, material_modification) share: which labelled
-objects can be edited, and how the instruction names the one edited."""
+"""What the edits of one labelled object share: which objects can be edited (every object edit: size and
+frame checks, the usable ones in a stable order), and, for the appearance edits (color_alteration,
+material_modification), how the instruction names the one edited."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def object_problem(
         return "name_not_in_vocabulary"  # no Chinese name for it
     if label.category in NOT_REPAINTABLE:
         return "not_repaintable"
+    return size_problem(label, image_area, min_area, max_area, max_border_cut)
+
+
+def size_problem(
+    label: ObjectLabel, image_area: int, min_area: float, max_area: float, max_border_cut: float
+) -> str | None:
+    """Why this object's mask is no object to edit (empty, too small to see, the whole photo, cut by the
+    frame: tasks.masks.border_cut_fraction), or None."""
     if label.mask is None or not label.mask.any():
         return "mask_empty"
     area = float(label.mask.sum()) / image_area
@@ -42,31 +51,40 @@ def object_problem(
     return None
 
 
-def repaintable_objects(
-    source: SourceSample,
-    limits: tuple[float, float, float],
-    greyscale_why: str,
-    more_checks: Callable[[ObjectLabel], str | None] = lambda _label: None,
-) -> tuple[list[ObjectLabel], Counter[str]] | Skip:
-    """The labelled objects a colour or material edit may repaint, largest first (the clearest edits, and
-    a stable order for the variant names), with a count of why the others may not; a Skip when the photo
-    offers none: no labels, or black and white (``greyscale_why`` says what that would do to the edit).
-    ``limits``: min_area, max_area, max_border_cut; ``more_checks``: the task's own reasons."""
-    if not source.labels:  # the offline annotator names only people; other objects need labels
-        return Skip("unnamed_region", "no labelled object, and the annotator named none in the photo")
-    if is_greyscale(source.image):
-        return Skip("greyscale_photo", f"a black-and-white photo: {greyscale_why}")
-    image_area = source.width * source.height
+def usable_objects(
+    labels: list[ObjectLabel], problem_of: Callable[[ObjectLabel], str | None]
+) -> tuple[list[ObjectLabel], Counter[str]]:
+    """The labels `problem_of` finds nothing wrong with, largest first (the clearest edits, and a stable
+    order for the variant names), and how many of the others had each problem."""
     problems: Counter[str] = Counter()
     usable: list[ObjectLabel] = []
-    for label in source.labels:
-        problem = object_problem(label, image_area, *limits) or more_checks(label)
+    for label in labels:
+        problem = problem_of(label)
         if problem is None:
             usable.append(label)
         else:
             problems[problem] += 1
     usable.sort(key=lambda lab: (-int(lab.mask.sum()), lab.bbox))
     return usable, problems
+
+
+def repaintable_objects(
+    source: SourceSample,
+    limits: tuple[float, float, float],
+    greyscale_why: str,
+    more_checks: Callable[[ObjectLabel], str | None] = lambda _label: None,
+) -> tuple[list[ObjectLabel], Counter[str]] | Skip:
+    """The labelled objects a colour or material edit may repaint (usable_objects), or a Skip when the
+    photo offers none: no labels, or black and white (``greyscale_why`` says what that would do to the
+    edit). ``limits``: min_area, max_area, max_border_cut; ``more_checks``: the task's own reasons."""
+    if not source.labels:  # the offline annotator names only people; other objects need labels
+        return Skip("unnamed_region", "no labelled object, and the annotator named none in the photo")
+    if is_greyscale(source.image):
+        return Skip("greyscale_photo", f"a black-and-white photo: {greyscale_why}")
+    image_area = source.width * source.height
+    return usable_objects(
+        source.labels, lambda label: object_problem(label, image_area, *limits) or more_checks(label)
+    )
 
 
 def is_greyscale(image: np.ndarray) -> bool:

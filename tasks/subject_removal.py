@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tasks.fill_quality import measure_fill, surroundings
-from tasks.masks import bbox_of, border_cut_fraction, dilate
+from tasks.masks import bbox_of, dilate
+from tasks.object_edits import size_problem, usable_objects
 from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
 from tasks.tools import Inpainter, Tools
 from tasks.vocabulary import OBJECTS, object_names, position_phrase
@@ -78,16 +79,7 @@ def object_problem(label: ObjectLabel, image_area: int, params: Params) -> str |
     """Why this object cannot be removed cleanly, or None when it can."""
     if label.category.lower() not in OBJECTS:
         return "unnamed_region"  # no name in both languages: no instruction can say what to remove
-    if label.mask is None or not label.mask.any():
-        return "mask_empty"
-    area = float(label.mask.sum()) / image_area
-    if area < params.min_area:
-        return "mask_too_small"
-    if area > params.max_area:
-        return "mask_too_large"
-    if border_cut_fraction(label.mask) > params.max_border_cut:
-        return "mask_cut_by_border"
-    return None
+    return size_problem(label, image_area, params.min_area, params.max_area, params.max_border_cut)
 
 
 def removal_hole(label: ObjectLabel, params: Params) -> np.ndarray:
@@ -115,17 +107,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
         return Skip("unnamed_region", "no labelled object, and the annotator named none in the photo")
     inpaint = tools.inpaint
     image_area = source.width * source.height
-    problems: Counter[str] = Counter()
-    usable: list[ObjectLabel] = []
-    for label in source.labels:
-        problem = object_problem(label, image_area, params)
-        if problem is None:
-            usable.append(label)
-        else:
-            problems[problem] += 1
-
-    # Largest first: the clearest edits, and a stable order for the variant names.
-    usable.sort(key=lambda lab: (-int(lab.mask.sum()), lab.bbox))
+    usable, problems = usable_objects(source.labels, lambda label: object_problem(label, image_area, params))
     per_category = Counter(lab.category for lab in source.labels)
     rng = np.random.default_rng(seed)
     candidates = []

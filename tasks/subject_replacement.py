@@ -1,11 +1,12 @@
 """subject_replacement (GEdit-Bench `subject-replace`): a named object becomes another named object.
 
 - Offline backend (the `inpaint` tool fills from surroundings): the new object is a labelled object of
-  another photo of the run, of a plausible kind (tasks.replacement_vocabulary): its label is refined into a
-  soft matte, it is scaled to the old object's box and stood where the old one stood (bottom centres
-  aligned), relit from its photo's light to this one's (tasks.compositing.harmonise) and composited with
-  its soft edge. When it does not cover the old object, the old one is first removed with the inpainting
-  tool (the removal task's fill), and only a little of that fill may stay in view.
+  another photo of the run, of the old one's kind (tasks.replacement_vocabulary): its label is refined into
+  a soft matte (a label a person drew is its own matte, feathered), it is scaled to the old object's box
+  and stood where the old one stood (bottom centres aligned), relit from its photo's light to this one's
+  (tasks.compositing.harmonise) and composited with its soft edge. When it does not cover the old object,
+  the old one is first removed with the inpainting tool (the removal task's fill), and only a little of that
+  fill may stay in view.
 - Model backend (the `inpaint` tool paints from a prompt, FLUX-Fill): the old object's mask, grown to the
   new object's likely extent, is painted with "a cat".
 
@@ -34,11 +35,12 @@ from tasks.compositing import (
     ring,
 )
 from tasks.masks import bbox_of, border_cut_fraction, dilate
+from tasks.object_edits import refer, size_problem, usable_objects
 from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
 from tasks.replacement_vocabulary import kind_of, plausibility, replacements
 from tasks.subject_removal import fill_problem
 from tasks.tools import Tools, paints_from_prompts
-from tasks.vocabulary import object_names, position_phrase, with_article
+from tasks.vocabulary import counted_singly, object_names, position_phrase, with_article
 
 NAME = "subject_replacement"
 GEDIT_KEY = "subject-replace"
@@ -60,6 +62,9 @@ class Params:
     max_leftover: float = 0.002  # of the old object left in view, above which it is removed
     max_fill_shown: float = 0.35  # removal fill left in view, of the new object's area
     max_strip: float = 0.02  # fill shown no deeper in the hole than this (of the shorter side): unchecked
+    # Fill shown over at most this share of the new object's area (an apple's stem above the orange put
+    # in its place) is, like a strip, the surroundings continued into a sliver: unchecked.
+    max_speck: float = 0.02
     check_fill: bool = True  # the removal fill's checks (subject_removal's); off: to make judge negatives
     dilation: float = 0.012  # removal hole growth, of the image's shorter side
     grow: float = 0.04  # model backend: how far the painted region grows past the old object
@@ -72,6 +77,10 @@ class Params:
     max_outside_change: float = 0.001  # share of pixels outside the edit region that may change
     min_found_iou: float = 0.3  # the grounding tool's box against where the new object was put
     max_objects: int = 2  # pairs per source photo
+    # Offline, the new object is of the old one's kind (tasks.replacement_vocabulary.plausibility 2: an apple
+    # for an orange); 1 also lets in things of the same size class, which pasted read as no edit anyone
+    # asks for (a pen where an orange was, on the held-out photos).
+    min_plausibility: int = 2
 
 
 _TEMPLATES_POSITIONED = (
@@ -92,7 +101,8 @@ def replacement_instruction(
 ) -> dict[str, str]:
     old_names, new_names = object_names(old.category), object_names(new)
     values = {"old": old_names["en"], "new": with_article(new_names["en"])}
-    new_zh = "一个" + new_names["zh"] if rng.random() < 0.3 else new_names["zh"]
+    one = rng.random() < 0.3 and counted_singly(new)
+    new_zh = "一个" + new_names["zh"] if one else new_names["zh"]
     values_zh = {"old": old_names["zh"], "new": new_zh}
     if positioned:
         pos = position_phrase(old.bbox, width, height)
@@ -108,14 +118,7 @@ def object_problem(label: ObjectLabel, image_area: int, params: Params) -> str |
         return "mask_empty"
     if kind_of(label.category) is None:
         return "unnamed_region" if label.category == "object" else "no_replacement_kind"
-    area = float(label.mask.sum()) / image_area
-    if area < params.min_area:
-        return "mask_too_small"
-    if area > params.max_area:
-        return "mask_too_large"
-    if border_cut_fraction(label.mask) > params.max_border_cut:
-        return "mask_cut_by_border"
-    return None
+    return size_problem(label, image_area, params.min_area, params.max_area, params.max_border_cut)
 
 
 def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -130,22 +133,19 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     if not source.labels:
         return Skip("no_objects", "no object was labelled or detected")
     image_area = source.width * source.height
-    problems: Counter[str] = Counter()
-    usable: list[ObjectLabel] = []
-    for label in source.labels:
-        problem = object_problem(label, image_area, params)
-        if problem is None:
-            usable.append(label)
-        else:
-            problems[problem] += 1
+    usable, problems = usable_objects(source.labels, lambda label: object_problem(label, image_area, params))
     if not usable:
         return _skip(problems, f"{len(source.labels)} objects, none replaceable")
-    usable.sort(key=lambda lab: (-int(lab.mask.sum()), lab.bbox))
-    per_category = Counter(lab.category for lab in source.labels)
     rng = np.random.default_rng(seed)
     generate = paints_from_prompts(tools.inpaint)
     candidates = []
     for index, old in enumerate(usable):
+        # With others of its kind in the photo, the instruction must say which one: its position, when no
+        # other of them has the same (two candies at the top left cannot be told apart in words).
+        reference = refer(old, source.labels, {}, source.width, source.height, with_colour=False)
+        if reference is None:
+            problems["ambiguous_position"] += 1
+            continue
         made = (_painted if generate else _pasted)(source, old, params, tools, rng)
         if isinstance(made, str):
             problems[made] += 1
@@ -155,7 +155,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
         if problem is not None:
             problems[problem] += 1
             continue
-        positioned = per_category[old.category] > 1 or bool(rng.random() < 0.5)
+        positioned = reference.positioned or bool(rng.random() < 0.5)
         candidates.append(
             Candidate(
                 variant=f"obj{index}:{old.category}:{old.bbox[0]},{old.bbox[1]}->{new}",
@@ -226,7 +226,7 @@ def _pasted(
         partner_area = partner.width * partner.height
         for label in partner.labels:
             score = plausibility(old.category, label.category)
-            if score == 0 or label.mask is None or not label.mask.any():
+            if score < params.min_plausibility or label.mask is None or not label.mask.any():
                 continue
             if border_cut_fraction(label.mask) > params.max_new_border_cut:
                 continue
@@ -260,18 +260,23 @@ def _paste_one(
     lx0, ly0, lx1, ly1 = new.bbox
     ox0, oy0, ox1, oy1 = old.bbox
     shrink = min((ox1 - ox0) / (lx1 - lx0), (oy1 - oy0) / (ly1 - ly0))
-    if shrink <= params.small_paste:
+    # A label a person drew (COCO-style labels) ends where the object ends, even where the object and its
+    # background look alike (an orange's shadowed side on a dark cloth), which GrabCut can only guess.
+    drawn = new.source == "labels"
+    if shrink <= params.small_paste or drawn:
         # Shrunk this much, an edge error of the label becomes a fraction of a pixel: the label's own mask,
         # feathered, is the matte (GrabCut would only drop parts it cannot tell from the background).
         alpha = feathered(new.mask, max(1.5, band / 6))
         defects = matte_defects(partner.image, alpha, new.mask, band)
+        if drawn and (defects.halo > params.max_matte_halo or defects.holes > 0.01):
+            return "new_object_matte"
     else:
         alpha, defects = best_matte(
             partner.image, new.mask, band, params.max_matte_halo, params.max_matte_dropped, max_holes=0.01
         )
         if alpha is None:
             return "new_object_matte"
-    if defects.unseen > params.max_unseen_edge:
+    if defects.unseen > params.max_unseen_edge and not drawn:
         return "new_object_edge_unseen"  # cut where it looked like its own background: a fringe here
     # The new object relit from its photo's light to this one's, measured on rings around each object.
     origin = SceneLight.of(partner.image, ring(new.mask, band, 4 * band))
@@ -332,7 +337,8 @@ def _paste_one(
             return "removal_fill_too_large"
         depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
         strip = float(depth[shown].max()) <= params.max_strip * min(source.width, source.height)
-        if strip:
+        speck = float(shown.sum()) <= params.max_speck * float(new_mask.sum())
+        if strip or speck:
             base = tools.inpaint(source.image, hole)
         else:
             filled, problem, fill = fill_problem(source.image, hole, old, tools.inpaint, params.check_fill)

@@ -317,9 +317,30 @@ def object_names(category: str) -> dict[str, str]:
     return {"en": _EN_DISPLAY.get(key, key), "zh": zh}
 
 
+# Names that take no plain "a"/"an": things that come in pairs (plural in form) and mass nouns.
+_INDEFINITE = {
+    "scissors": "a pair of scissors",
+    "skis": "a pair of skis",
+    "glasses": "a pair of glasses",
+    "sunglasses": "a pair of sunglasses",
+    "headphones": "a pair of headphones",
+    "broccoli": "a head of broccoli",
+    "luggage": "a piece of luggage",
+    "people": "some people",
+}
+
+
 def with_article(name: str) -> str:
-    """'an apple', 'a cup': the indefinite article by the first letter (good for this vocabulary)."""
+    """'an apple', 'a cup', 'a pair of scissors': the indefinite article by the first letter (good for this
+    vocabulary), or the phrase a pair noun or a mass noun takes."""
+    if name in _INDEFINITE:
+        return _INDEFINITE[name]
     return ("an " if name[:1].lower() in "aeiou" else "a ") + name
+
+
+def counted_singly(name: str) -> bool:
+    """Whether one of ``name`` is counted as one thing (the Chinese 一个 fits it): not a pair or a mass."""
+    return name not in _INDEFINITE
 
 
 # Position of a box in the frame, on a 3x3 grid of the image: (column, row) -> phrases.

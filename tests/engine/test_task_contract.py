@@ -25,9 +25,16 @@ OPENCV_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 # Words that stand for "the thing being edited" without naming it.
 PLACEHOLDERS = re.compile(r"\b(the|an?) (object|thing|item|region|subject)\b|\{|\}|物体|某物|东西|对象")
 # Tasks whose quality gates rightly reject every pair the shipped photos allow: the contract (ids, records,
-# instructions) is checked on the pairs they make with those gates relaxed. subject_replacement's only
-# plausible replacement there is a white cup cut from its white saucer for the camera on the tripod.
-RELAXED = {"subject_replacement": {"max_unseen_edge": 1.0, "check_fill": False}}
+# instructions) is checked on the pairs they make with those gates relaxed. subject_replacement finds no
+# two objects of one kind there; relaxed, it pastes the white cup (its white saucer cut away) for the camera.
+RELAXED = {
+    "subject_replacement": {
+        "max_unseen_edge": 1.0,
+        "check_fill": False,
+        "min_plausibility": 1,
+        "max_matte_halo": 1.0,
+    }
+}
 
 
 def samples(task: str) -> list:

@@ -19,9 +19,10 @@ from pipelines.runner import work_items
 from pipelines.sources import list_sources
 from tasks import background_change, subject_replacement
 from tasks.compositing import SceneLight
-from tasks.records import Skip, SourceSample
+from tasks.records import ObjectLabel, Skip, SourceSample
 from tasks.replacement_vocabulary import plausibility, replacements
 from tasks.tools import Found, Tools
+from tasks.vocabulary import with_article
 
 PHOTOS = Path(__file__).resolve().parents[2] / "examples" / "photos"
 
@@ -91,14 +92,15 @@ def test_a_greyscale_background_is_not_put_behind_a_colour_subject() -> None:
 
 
 def test_replacement_pastes_a_plausible_object_relit_to_the_photo() -> None:
-    # On the shipped photos every replacement is rejected: the only plausible one, the cup for the camera,
-    # cuts a white cup from its white saucer (an edge nobody can see), and the camera it leaves in view
-    # stands before the cameraman's coat, too structured to fill.
+    # On the shipped photos every replacement is rejected: no two photos hold objects of one kind (the cup
+    # is a vessel, the camera a gadget), and things of another kind pasted read as no edit anyone asks for.
     reasons = {Path(i.ref["uri"]).name: i.reject_reason for i in run("subject_replacement") if i.rejected}
     assert len(reasons) == 5
-    assert reasons["chelsea.png"] == "mask_too_large" and reasons["coffee.png"] == "new_object_matte"
-    # With those two gates relaxed (the setting that makes negatives for the judge) the cup is pasted.
-    items = run("subject_replacement", max_unseen_edge=1.0, check_fill=False)
+    assert reasons["chelsea.png"] == "mask_too_large" and reasons["coffee.png"] == "no_partner_object"
+    # With the kinds and the gates relaxed (the setting that makes negatives for the judge) the cup is
+    # pasted for the camera.
+    relaxed = {"max_unseen_edge": 1.0, "check_fill": False, "min_plausibility": 1, "max_matte_halo": 1.0}
+    items = run("subject_replacement", **relaxed)
     samples = [s for i in items for s in i.samples]
     assert len(samples) == 1
     record = samples[0].record
@@ -195,3 +197,38 @@ def test_offline_grounding_finds_a_distinct_thing_and_nothing_in_plain_surroundi
     washed = photos["coffee.png"].image.copy()
     washed[100:200, 30:120] = washed[100:200, 30:120].mean(axis=(0, 1)).astype(np.uint8)
     assert grounding(washed, "a cup", (30, 100, 120, 200)) == []  # pasted and washed into the table
+
+
+def test_instructions_name_pairs_and_masses_with_their_own_words() -> None:
+    rng = np.random.default_rng(0)
+    cup = ObjectLabel("cup", (175, 16, 412, 305))
+    for _ in range(8):
+        wording = subject_replacement.replacement_instruction(cup, "scissors", 600, 400, False, rng)
+        assert "a pair of scissors" in wording["en"] and "a scissors" not in wording["en"]
+        assert "一个剪刀" not in wording["zh"]
+    assert with_article("broccoli") == "a head of broccoli" and with_article("apple") == "an apple"
+
+
+def test_replacement_needs_words_that_pick_the_object_out() -> None:
+    photos = sources()
+    coffee, rocket = photos["coffee.png"], photos["rocket.jpg"]
+    cup = next(label for label in coffee.labels if label.category == "cup")
+    # A second cup beside the first, in the same cell of the 3x3 grid: "the cup in the middle" fits both.
+    twin = ObjectLabel(
+        "cup", (cup.bbox[0] + 4, cup.bbox[1], cup.bbox[2] + 4, cup.bbox[3]), np.roll(cup.mask, 4, 1)
+    )
+    coffee.labels = [cup, twin]
+    coffee.partners = [rocket]
+    tools = Tools(inpaint=ClassicalInpainter(), grounding=DistinctGrounding())
+    skipped = subject_replacement.make_pairs(coffee, subject_replacement.Params(), tools, seed=0)
+    assert isinstance(skipped, Skip) and skipped.reason == "ambiguous_position"
+
+
+def test_offline_replacement_takes_an_object_of_the_same_kind_only() -> None:
+    photos = sources()
+    camera = photos["camera.png"]
+    camera.labels = [label for label in camera.labels if label.category == "camera"]
+    camera.partners = [photos["coffee.png"]]  # a cup and a spoon: things held in a hand, not gadgets
+    tools = Tools(inpaint=ClassicalInpainter(), grounding=DistinctGrounding())
+    skipped = subject_replacement.make_pairs(camera, subject_replacement.Params(), tools, seed=0)
+    assert isinstance(skipped, Skip) and skipped.reason == "no_partner_object"

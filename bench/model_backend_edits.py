@@ -1,10 +1,12 @@
-"""Model-backend subject_removal at 1024 px on one GPU: Florence-2-large + SAM-2.1-large + FLUX.1-Fill-dev
-at full size with random weights (fine for speed and memory), through the engine's real Ray graph (issue 11).
+"""Model-backend object edits at 1024 px on one GPU: Florence-2-large + SAM-2.1-large + FLUX.1-Fill-dev at
+full size with random weights (fine for speed and memory), through the engine's real Ray graph (issues 11,
+13). `--task` picks the edit: subject_removal (the default), subject_replacement or background_change.
 
     # on one GPU (an H200): full-size models built directly on the GPU from their configs
-    python bench/model_backend_removal.py --sources 60 --out /tmp/bench-models
+    python bench/model_backend_edits.py --sources 60 --out /tmp/bench-models
+    python bench/model_backend_edits.py --task subject_replacement --sources 60 --out /tmp/bench-replace
     # the CPU dry run with tiny models (tests/model_backends/test_bench_model_backend.py runs it)
-    python bench/model_backend_removal.py --tiny --sources 3 --out /tmp/bench-tiny
+    python bench/model_backend_edits.py --tiny --sources 3 --out /tmp/bench-tiny
 
 The sources are the shipped example photos scaled to 1024 px on the long side (flipped and brightened a
 little per round, so each is distinct), with their COCO masks. The two model plug-ins are the engine's own
@@ -13,6 +15,11 @@ entry points with their models built here instead of loaded: the objects annotat
 <OD> (a fixed --od-tokens per answer, as random weights never stop on their own), region captions for a
 third of the boxes and SAM-2 on the labelled boxes, exactly the production work; the labelled masks are then
 kept as the objects (random SAM-2 masks are noise), so the inpainter sees real object sizes.
+subject_replacement adds the `grounding` tool (annotators/grounding_models.py): Florence-2's open-vocabulary
+detection of the new object's name on every painted target, answered at a fixed --ground-tokens; the box
+where the object was painted is then returned as what it found (random weights find nothing, and the task
+would reject every pair). background_change paints the whole background around the subject's matte.
+Random weights paint noise, which no gate of these tasks refuses once the fill checks are off (below).
 
 Reported: pairs per GPU-hour (the whole run, and steady state from the first pair written to the last), the
 GPU's busy fraction in steady state (nvidia-smi's utilization.gpu sampled every 200 ms), the peak memory of
@@ -51,11 +58,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from annotators.grounding_models import Florence2Grounding  # noqa: E402
 from annotators.inpaint_models import DiffusionInpainter, FluxFill  # noqa: E402
 from annotators.objects_models import Box, Florence2, FlorenceSam2Objects, Sam2Boxes  # noqa: E402
 from annotators.pretrained import compiling, device, inference_dtype  # noqa: E402
 from annotators.registry import Resources  # noqa: E402
 from tasks.records import SourceSample  # noqa: E402
+from tasks.tools import Found  # noqa: E402
 
 PHOTOS = ROOT / "examples" / "photos"
 SIZE_ENV = "STEP1X_BENCH_SIZE"  # "full" or "tiny": which models the bench plug-ins build
@@ -63,19 +72,36 @@ STATS_ENV = "STEP1X_BENCH_STATS"  # folder the plug-ins write their timings and 
 OD_TOKENS_ENV = "STEP1X_BENCH_OD_TOKENS"
 INPAINT_GPUS_ENV = "STEP1X_BENCH_INPAINT_GPUS"
 STEPS_ENV = "STEP1X_BENCH_STEPS"
+GROUND_TOKENS_ENV = "STEP1X_BENCH_GROUND_TOKENS"
+# What each edit measures, and its task parameters. Random weights paint noise: the removal fill's checks
+# would refuse it (their measurements still run on every fill, in the figures; only the verdict is off).
+TASKS: dict[str, dict[str, Any]] = {
+    "subject_removal": {"check_fill": False},
+    "subject_replacement": {"check_fill": False},
+    "background_change": {},
+}
+# The inpainter's GPU share when --inpaint-gpus is not given: the production plug-in's 0.8, less what the
+# grounding tool (0.15, in the same edit actor) and the objects annotator (0.2) need beside it on one GPU.
+INPAINT_GPUS = {"subject_removal": 0.8, "subject_replacement": 0.65, "background_change": 0.8}
 ENGINE_MODULES = ("webdataset", "pycocotools", "openai", "diffusers", "transformers", "pyarrow", "cv2")
-# Read when the engine imports this module as the plug-ins' home (`model_backend_removal`, after main() set
+# Read when the engine imports this module as the plug-ins' home (`model_backend_edits`, after main() set
 # the variable; the script itself runs as __main__): it sizes the models and the plug-ins' resources.
 TINY = os.environ.get(SIZE_ENV) == "tiny"
 
 # The entry points name these: each plug-in module is an object with BACKENDS.
 OBJECTS_PLUGIN = SimpleNamespace(
-    BACKENDS={"offline": "annotators.objects:OfflineObjects", "models": "model_backend_removal:RandomObjects"}
+    BACKENDS={"offline": "annotators.objects:OfflineObjects", "models": "model_backend_edits:RandomObjects"}
 )
 INPAINT_PLUGIN = SimpleNamespace(
     BACKENDS={
         "offline": "annotators.inpaint:ClassicalInpainter",
-        "models": "model_backend_removal:RandomFluxFill",
+        "models": "model_backend_edits:RandomFluxFill",
+    }
+)
+GROUNDING_PLUGIN = SimpleNamespace(
+    BACKENDS={
+        "offline": "annotators.grounding:DistinctGrounding",
+        "models": "model_backend_edits:RandomGrounding",
     }
 )
 
@@ -134,7 +160,12 @@ def build_florence(on: str, dtype: Any) -> Florence2:
             image_seq_length=(image // 32) ** 2 + 1,
         ),
         tokenizer,
-        post_processor_config={"description_with_bboxes": {}, "pure_text": {}},
+        # Upstream's parse tasks that the plug-ins use: <OD>, region captions, open-vocabulary detection.
+        post_processor_config={
+            "description_with_bboxes": {},
+            "pure_text": {},
+            "description_with_bboxes_or_polygons": {},
+        },
     )
     if TINY:
         vision = Florence2VisionConfig(
@@ -456,6 +487,22 @@ class RandomFluxFill(DiffusionInpainter):
             return super()._paint(window, hole, prompt, seed)
 
 
+class RandomGrounding(Florence2Grounding):
+    resources = Resources(num_cpus=1.0, num_gpus=0.0 if TINY else 0.15, memory_gb=4)
+    models = ()
+
+    def __init__(self, models_dir: str | None = None) -> None:
+        on = device()
+        tokens = int(os.environ.get(GROUND_TOKENS_ENV, "12"))
+        super().__init__(None, florence=build_florence(on, inference_dtype(on)), max_new_tokens=tokens)
+        self.stats = Stats("grounding")
+
+    def __call__(self, image: Any, phrase: str, region: tuple[int, int, int, int]) -> list[Found]:
+        with self.stats.timed():
+            super().__call__(image, phrase, region)
+        return [Found(region, 1.0, phrase)]
+
+
 # --- sources, GPU sampling, the run ---------------------------------------------------------------------
 
 
@@ -550,15 +597,16 @@ class GpuSampler:
 
 
 def announce_plugins(site: Path) -> None:
-    """A dist-info on PYTHONPATH announcing this module as the `objects` and `inpaint` plug-ins; Ray's
-    workers inherit the variable, so they resolve the same classes."""
+    """A dist-info on PYTHONPATH announcing this module as the `objects`, `inpaint` and `grounding`
+    plug-ins; Ray's workers inherit the variable, so they resolve the same classes."""
     info = site / "step1x_bench_plugins-0.1.dist-info"
     info.mkdir(parents=True, exist_ok=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: step1x-bench-plugins\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
         "[step1x_data.plugins]\n"
-        "objects = model_backend_removal:OBJECTS_PLUGIN\n"
-        "inpaint = model_backend_removal:INPAINT_PLUGIN\n"
+        "objects = model_backend_edits:OBJECTS_PLUGIN\n"
+        "inpaint = model_backend_edits:INPAINT_PLUGIN\n"
+        "grounding = model_backend_edits:GROUNDING_PLUGIN\n"
     )
     paths = [str(site), str(ROOT / "bench"), str(ROOT)]
     os.environ["PYTHONPATH"] = os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -573,6 +621,9 @@ def missing_modules(executor: str) -> list[str]:
         except ImportError as error:
             missing.append(f"{module}: {error}")
     return missing
+
+
+ROLES = ("objects", "inpaint", "grounding")  # the timed plug-ins (Stats roles)
 
 
 def summarise(
@@ -596,7 +647,7 @@ def summarise(
         return sum(max(0.0, min(r["end"], end) - max(r["start"], start)) for r in rows if r["role"] == role)
 
     peaks = {}
-    for role in ("objects", "inpaint"):
+    for role in ROLES:
         mine = [r for r in rows if r["role"] == role and "peak_reserved" in r]
         if mine:
             peaks[role] = {
@@ -607,7 +658,7 @@ def summarise(
     canvases: dict[str, int] = {}
     for r in inpaint_calls:
         canvases[r["canvas"]] = canvases.get(r["canvas"], 0) + 1
-    inpaint_total, objects_total = busy("inpaint", started, ended), busy("objects", started, ended)
+    totals = {role: busy(role, started, ended) for role in ROLES}
     gpu_busy = sampler.busy(steady_start, steady_end)
     return {
         "sources": summary.read,
@@ -630,25 +681,33 @@ def summarise(
         "inpaint_canvases": canvases,
         "inpaint_busy_share_of_steady": round(busy("inpaint", steady_start, steady_end) / steady, 3),
         "objects_busy_share_of_steady": round(busy("objects", steady_start, steady_end) / steady, 3),
-        # Over the whole run: of the time either model plug-in was working, the inpainter's part.
-        "inpaint_share_of_model_time": round(inpaint_total / max(inpaint_total + objects_total, 1e-9), 3),
+        "grounding_calls": sum(1 for r in rows if r["role"] == "grounding"),
+        "grounding_busy_share_of_steady": round(busy("grounding", steady_start, steady_end) / steady, 3),
+        # Over the whole run: of the time any model plug-in was working, the inpainter's part.
+        "inpaint_share_of_model_time": round(totals["inpaint"] / max(sum(totals.values()), 1e-9), 3),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=sorted(TASKS), default="subject_removal")
     parser.add_argument("--sources", type=int, default=60)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tiny", action="store_true", help="tiny models on the CPU (the dry run)")
     parser.add_argument("--side", type=int, default=1024, help="long side of the source photos")
     parser.add_argument("--steps", type=int, default=28, help="FLUX.1-Fill denoising steps")
     parser.add_argument("--od-tokens", type=int, default=64, help="tokens of each <OD> answer")
+    parser.add_argument(
+        "--ground-tokens", type=int, default=12, help="tokens of each grounding answer (a name and a box)"
+    )
     parser.add_argument("--executor", choices=("ray", "local"), default="ray")
     parser.add_argument(
-        "--inpaint-gpus", type=float, default=0.8, help="GPU share each inpainter actor takes"
+        "--inpaint-gpus", type=float, help="GPU share each inpainter actor takes (default: INPAINT_GPUS)"
     )
     parser.add_argument("--check", action="store_true", help="list the missing packages and stop")
     args = parser.parse_args()
+    if args.inpaint_gpus is None:
+        args.inpaint_gpus = INPAINT_GPUS[args.task]
     missing = missing_modules(args.executor)
     if missing or args.check:
         print("\n".join(missing) or "every package the run imports is here")
@@ -659,6 +718,7 @@ def main() -> None:
             SIZE_ENV: "tiny" if args.tiny else "full",
             OD_TOKENS_ENV: str(args.od_tokens),
             STEPS_ENV: str(args.steps),
+            GROUND_TOKENS_ENV: str(args.ground_tokens),
             INPAINT_GPUS_ENV: str(args.inpaint_gpus),
         }
     )
@@ -678,14 +738,12 @@ def main() -> None:
         marks.append((time.time(), summary.samples))
 
     config = RunConfig(
-        task="subject_removal",
+        task=args.task,
         source=str(args.out / "sources"),
         out=str(args.out / "run"),
         backend="models",
         max_side=args.side,
-        # Random weights paint noise, which the task's fill checks would refuse; the checks' measurements
-        # still run on every fill (their CPU time is in the figures), only their verdict is not applied.
-        task_params={"check_fill": False},
+        task_params=TASKS[args.task],
     )
     sampler = GpuSampler()
     started = time.time()
@@ -700,9 +758,11 @@ def main() -> None:
         "host": platform.node(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none (CPU)",
         "torch": torch.__version__,
+        "task": args.task,
         "size": "tiny" if args.tiny else "full",
         "steps": args.steps,
         "od_tokens": args.od_tokens,
+        "ground_tokens": args.ground_tokens,
         "executor": args.executor,
         "inpaint_gpus": args.inpaint_gpus,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
