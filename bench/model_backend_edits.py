@@ -88,6 +88,35 @@ ENGINE_MODULES = ("webdataset", "pycocotools", "openai", "diffusers", "transform
 # the variable; the script itself runs as __main__): it sizes the models and the plug-ins' resources.
 TINY = os.environ.get(SIZE_ENV) == "tiny"
 
+
+def _grey_guided_filter(guide: Any, source: Any, radius: int, eps: float) -> Any:
+    """He et al.'s guided filter with the guide's grey level, from box filters: stands in for
+    cv2.ximgproc.guidedFilter where OpenCV lacks its contrib modules (the GPU machine's OpenCV; the
+    project installs opencv-contrib). Its cost is of the same order; only background_change's matte
+    refinement calls it, and random weights make its output meaningless anyway."""
+    import cv2
+
+    grey = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY) if guide.ndim == 3 else guide
+    size = (2 * radius + 1, 2 * radius + 1)
+
+    def mean(values: Any) -> Any:
+        return cv2.boxFilter(values, -1, size)
+
+    mean_i, mean_p = mean(grey), mean(source)
+    a = (mean(grey * source) - mean_i * mean_p) / (mean(grey * grey) - mean_i * mean_i + eps)
+    b = mean_p - a * mean_i
+    return mean(a) * grey + mean(b)
+
+
+def _without_opencv_contrib() -> None:
+    import cv2
+
+    if not hasattr(cv2, "ximgproc"):
+        cv2.ximgproc = SimpleNamespace(guidedFilter=_grey_guided_filter)
+
+
+_without_opencv_contrib()  # in every process that loads these plug-ins, the edit actor's included
+
 # The entry points name these: each plug-in module is an object with BACKENDS.
 OBJECTS_PLUGIN = SimpleNamespace(
     BACKENDS={"offline": "annotators.objects:OfflineObjects", "models": "model_backend_edits:RandomObjects"}
