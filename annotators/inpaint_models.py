@@ -213,9 +213,11 @@ class DiffusionInpainter(Plugin):
 
     name = "diffusion_inpainter"
     backend = "models"
-    # One inpainter per GPU with the annotators' 0.2 beside it: FLUX.1-Fill's 34 GB of weights and its
-    # activations at 1024² fit an 80 GB GPU together with Florence-2 and SAM-2.
-    resources = Resources(num_cpus=1.0, num_gpus=0.8)
+    # One inpainter per GPU, with the objects annotator (0.2) and, for a replacement, the grounding model
+    # (0.15) beside it: the shares are Ray's scheduling tokens, and every task's must add up to one GPU
+    # at most (tests/engine/test_gpu_shares.py). FLUX.1-Fill's 34 GB of weights and its activations at
+    # 1024² fit an 80 GB GPU together with Florence-2 and SAM-2.
+    resources = Resources(num_cpus=1.0, num_gpus=0.6)
     models = ((FLUX_FILL, *SD_INPAINTING),)
     packages = (("torch", "models"), ("diffusers", "models"), ("transformers", "models"))
 

@@ -80,9 +80,6 @@ TASKS: dict[str, dict[str, Any]] = {
     "subject_replacement": {"check_fill": False},
     "background_change": {},
 }
-# The inpainter's GPU share when --inpaint-gpus is not given: the production plug-in's 0.8, less what the
-# grounding tool (0.15, in the same edit actor) and the objects annotator (0.2) need beside it on one GPU.
-INPAINT_GPUS = {"subject_removal": 0.8, "subject_replacement": 0.65, "background_change": 0.8}
 ENGINE_MODULES = ("webdataset", "pycocotools", "openai", "diffusers", "transformers", "pyarrow", "cv2")
 # Read when the engine imports this module as the plug-ins' home (`model_backend_edits`, after main() set
 # the variable; the script itself runs as __main__): it sizes the models and the plug-ins' resources.
@@ -494,11 +491,10 @@ class RandomObjects(FlorenceSam2Objects):
 
 
 class RandomFluxFill(DiffusionInpainter):
-    # 0.8 as the production plug-in declares; 0.4 puts two inpainter actors on one GPU, so that one's host
-    # work (pre/post-processing, the scheduler's Python) overlaps the other's kernels.
-    resources = Resources(
-        num_cpus=1.0, num_gpus=0.0 if TINY else float(os.environ.get(INPAINT_GPUS_ENV, "0.8"))
-    )
+    # The production plug-in's share unless --inpaint-gpus says otherwise (0.3 puts two inpainter actors
+    # on one GPU).
+    share = os.environ.get(INPAINT_GPUS_ENV, str(DiffusionInpainter.resources.num_gpus))
+    resources = Resources(num_cpus=1.0, num_gpus=0.0 if TINY else float(share))
     models = ()
 
     def __init__(self, models_dir: str | None = None) -> None:
@@ -731,12 +727,14 @@ def main() -> None:
     )
     parser.add_argument("--executor", choices=("ray", "local"), default="ray")
     parser.add_argument(
-        "--inpaint-gpus", type=float, help="GPU share each inpainter actor takes (default: INPAINT_GPUS)"
+        "--inpaint-gpus",
+        type=float,
+        help="GPU share each inpainter actor takes (default: the production plug-in's)",
     )
     parser.add_argument("--check", action="store_true", help="list the missing packages and stop")
     args = parser.parse_args()
     if args.inpaint_gpus is None:
-        args.inpaint_gpus = INPAINT_GPUS[args.task]
+        args.inpaint_gpus = DiffusionInpainter.resources.num_gpus
     missing = missing_modules(args.executor)
     if missing or args.check:
         print("\n".join(missing) or "every package the run imports is here")

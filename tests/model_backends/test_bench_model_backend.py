@@ -11,6 +11,8 @@ from typing import Any
 
 from engine_inputs import REPO
 
+from annotators.inpaint_models import DiffusionInpainter
+
 
 def run_bench(out: Path, task: str, *extra: str) -> dict[str, Any]:
     bench = ["bench/model_backend_edits.py", "--task", task, "--tiny", "--sources", "4", "--steps", "2"]
@@ -48,7 +50,7 @@ def test_the_replacement_benchmark_runs_tiny_on_the_cpu(tmp_path: Path) -> None:
         and machine["executor"] == "ray"
         and machine["task"] == "subject_replacement"
     )
-    assert machine["inpaint_gpus"] == 0.65  # beside the grounding tool and the objects annotator on one GPU
+    assert machine["inpaint_gpus"] == DiffusionInpainter.resources.num_gpus  # the production plug-in's
     assert timed_roles(out) == {"objects", "inpaint", "grounding"}
     # The edit actor works on two sources at once in threads; each of its tools' calls still take turns.
     for role in ("inpaint", "grounding"):
