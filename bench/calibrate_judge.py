@@ -167,6 +167,12 @@ def main() -> None:
             "# The offline heuristic judge's thresholds per task, calibrated by bench/calibrate_judge.py\n"
             f"# on the pairs labelled by eye in bench/labels/ (kept set >= {args.precision:.0%} accepted).\n"
         )
+        missing = sorted(set(by_task) - set(thresholds))
+        if missing:
+            header += (
+                f"# No threshold of O reaches that on their labels, so no default (filter uses --min-o):\n"
+                f"# {', '.join(missing)}.\n"
+            )
         table = {task: {"min_o": value} for task, value in sorted(thresholds.items())}
         args.write.write_text(header + yaml.safe_dump(table, sort_keys=True), encoding="utf-8")
 

@@ -64,8 +64,8 @@ def _fine(grey: np.ndarray) -> np.ndarray:
     return np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.5))
 
 
-def _edges(grey: np.ndarray, low: int = 50, high: int = 150) -> np.ndarray:
-    return cv2.Canny(cv2.GaussianBlur(grey, (0, 0), 2.0).astype(np.uint8), low, high) > 0
+def _edges(grey: np.ndarray) -> np.ndarray:
+    return cv2.Canny(cv2.GaussianBlur(grey, (0, 0), 2.0).astype(np.uint8), 50, 150) > 0
 
 
 def edge_f1(a: np.ndarray, b: np.ndarray, tolerance: int = 2, within: np.ndarray | None = None) -> float:
@@ -99,9 +99,7 @@ def material_measures(g_source: np.ndarray, g_target: np.ndarray, region: np.nda
     return {
         "texture_change": detail_change + max(0.0, 1.0 - layout),
         "form_kept": _correlation(coarse_s, coarse_t),
-        # An object's outline is often a change of colour more than of lightness (a red candy on a green
-        # one): lower Canny thresholds than for a whole scene, or a kept outline reads as lost.
-        "outline_kept": edge_f1(_edges(g_source, 20, 60), _edges(g_target, 20, 60), within=band),
+        "outline_kept": edge_f1(_edges(g_source), _edges(g_target), within=band),
     }
 
 

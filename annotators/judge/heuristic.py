@@ -12,7 +12,9 @@ scores low. Measurements run on the images downscaled to about 512x512:
 - the edited region against its surroundings (tasks/fill_quality.py): for a removal the region must have
   differed from its surroundings in the source and look like them in the target, and the reverse for an
   addition; fill artefacts (smears, texture holes, foreign pixels, seams) lower quality;
-- quality: sharpness, added noise, blown or crushed pixels, a flat output.
+- motion: the person in the changed region, segmented in both pictures and followed between them
+  (annotators/judge/motion.py): the same one person, present in both, whose body went the way named;
+- quality: sharpness, added noise (on what a background change kept), blown or crushed pixels, a flat output.
 
 Scores follow VIEScore's structure (each the min of two criteria; ramp(x, a, b) = clip((x - a)/(b - a))·10):
 SC = min(edit_success, not_over_edited), PQ = min(naturalness, no_artifacts), O = sqrt(SC·PQ). English and
@@ -159,7 +161,10 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
     if intent is not None and intent.kind == "background" and pair.region.any():
         # A new background brings its own grain: added noise is looked for on what was kept.
         m["noise_ratio"] = _noise_ratio(g_src, g_tgt, smooth & ~pair.region)
-    m.update(_local_measures(pair, intent.colour if intent else None))
+    # How the region sits among its surroundings is the costly part (most of a judgement's time), and only a
+    # removal or an addition is scored on it.
+    fill = intent is None or intent.kind in ("remove", "add")
+    m.update(_local_measures(pair, intent.colour if intent else None, fill))
     if intent is not None and intent.kind == "material" and m["localised"]:
         m.update(material_measures(g_src, g_tgt, _main_region(pair.region)))
     if intent is not None and intent.kind == "style":
@@ -193,7 +198,7 @@ def _main_region(region: np.ndarray) -> np.ndarray:
     return np.isin(labels, 1 + np.flatnonzero(areas >= 0.1 * areas.max()))
 
 
-def _local_measures(pair: Pair, colour_key: str | None) -> dict[str, float]:
+def _local_measures(pair: Pair, colour_key: str | None, fill: bool = True) -> dict[str, float]:
     """The edited region's extent, what lies outside it, and how it sits in its surroundings. A recoloured
     or re-textured object may fill most of a close-up: regions up to 90 % of the photo are measured."""
     region = pair.region
@@ -208,16 +213,19 @@ def _local_measures(pair: Pair, colour_key: str | None) -> dict[str, float]:
     }
     # How the region sits among its surroundings, in the target and in the source (for removals and
     # additions); fill artefacts are measured as a fill of the target.
-    fill = measure_fill(pair.source, pair.target, grown, main)  # the target's region as a removal's fill
-    back = measure_fill(pair.target, pair.source, grown, main)  # the source's region as an addition's
+    if fill:
+        as_fill = measure_fill(pair.source, pair.target, grown, main)  # the target's region as a fill
+        back = measure_fill(pair.target, pair.source, grown, main)  # the source's region, for an addition
+        around = surroundings(pair.source, grown)
+        measures.update(
+            target_novel=as_fill.novel,
+            source_novel=back.novel,
+            fill_problems=float(len(as_fill.problems(around.energy))),
+            unfill_problems=float(len(back.problems(around.energy))),
+            surfaces_around=float(around.regions),
+        )
     ring = ring_of(grown)
-    around = surroundings(pair.source, grown)
     measures.update(
-        target_novel=fill.novel,
-        source_novel=back.novel,
-        fill_problems=float(len(fill.problems(around.energy))),
-        unfill_problems=float(len(back.problems(around.energy))),
-        surfaces_around=float(around.regions),
         region_delta=float(pair.delta[main].mean()),
         ring_delta=float(pair.delta[ring].mean()) if ring.any() else 0.0,
         lightness_correlation=_correlation(pair.lab_source[..., 0][main], pair.lab_target[..., 0][main]),
@@ -339,10 +347,13 @@ def _style_success(intent: Intent, m: dict[str, float]) -> float:
     moved = ramp(direction * sign * m[statistic], low, high)
     if statistic == "d_colours":
         moved = max(moved, ramp(-direction * m["d_chroma"], 0.3, 1.0))
-        if m["chroma_target" if intent.to_photo else "chroma_source"] < 3.0:
-            # A grey photo has no colour a sketch could take away, and the paper's tint may add some: the
-            # colour cue tells nothing here.
-            moved = 10.0
+        photo, drawing = ("chroma_target", "chroma_source")
+        if not intent.to_photo:
+            photo, drawing = drawing, photo
+        if m[photo] < 3.0:
+            # A grey photo has no colour a sketch could take away: only the wrong way is told, where the
+            # drawing has colour of its own; the tint of its paper (ink wash on a grey photo) is none.
+            moved = 10.0 if m[drawing] < 10.0 else 10 - ramp(-direction * sign * m[statistic], low, high)
     return min(change, moved)
 
 

@@ -34,6 +34,9 @@ def walks_named(text: str) -> tuple[str, ...]:
     return tuple(name for name, pattern, _ in _WALKS if re.search(pattern, text))
 
 
+LARGE_PERSON = 0.03  # of the picture: a person this large is segmented on the whole picture
+
+
 @functools.cache
 def _segmenter():  # noqa: ANN202 - a MediaPipe task, made once per process (its model loads in ~50 ms)
     from annotators.mediapipe_models import PersonSegmenter, close_before_exit
@@ -63,6 +66,11 @@ def _person(image: np.ndarray, crop: tuple[int, int, int, int], region: np.ndarr
     x0, y0, x1, y1 = crop
     mask = np.zeros(image.shape[:2], bool)
     mask[y0:y1, x0:x1] = _segmenter()(np.ascontiguousarray(image[y0:y1, x0:x1])) > 0.5
+    return _owner(mask, region)
+
+
+def _owner(mask: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The connected part of a person mask that overlaps the changed region most."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if count <= 1:
         return mask
@@ -96,9 +104,16 @@ def _colour_tracked(source: np.ndarray, target: np.ndarray, first: np.ndarray, s
 def motion_measures(source: np.ndarray, target: np.ndarray, region: np.ndarray) -> dict[str, float]:
     """The person followed from source to target inside the changed region (see the module docstring);
     `person_found` 0 where either picture has nobody there."""
-    crop = _crop(region)
-    first, second = _person(source, crop, region), _person(target, crop, region)
     area = float(region.sum())
+    # A person who fills a good part of the picture (a portrait whose arm moved) is segmented on the whole
+    # picture, as a crop round the arm would show the model only a fragment of them; smaller ones on a crop.
+    height, width = region.shape
+    crop = (0, 0, width, height)
+    first, second = (_owner(_segmenter()(image) > 0.5, region) for image in (source, target))
+    large = min(first.sum(), second.sum()) >= LARGE_PERSON * region.size
+    if not (large and float((region & (first | second)).sum()) >= 0.5 * area):
+        crop = _crop(region)
+        first, second = _person(source, crop, region), _person(target, crop, region)
     if first.sum() < 0.05 * area or second.sum() < 0.05 * area:
         # Nobody in one of the pictures: someone appeared or vanished (the smaller side tells which).
         return {"person_found": 0.0, "size_ratio": float(min(first.sum(), second.sum()) / max(area, 1.0))}
