@@ -3,8 +3,8 @@
 # deterministic, so they match the CSVs), judge each with the heuristic judge, and calibrate over all sets.
 #
 # usage: bench/judge_calibration_runs.sh WORK_DIR [--write]
-#   Inputs and runs go under WORK_DIR; a run folder already there is kept (delete it to make it again), so a
-#   second call only re-judges. --write also rewrites annotators/judge/thresholds.yaml. NO_JUDGE=1 makes the
+#   Inputs and runs go under WORK_DIR (relative to the repository root); a finished run (WORK_DIR/NAME.done)
+#   is kept, so a second call only re-judges. --write also rewrites annotators/judge/thresholds.yaml. NO_JUDGE=1 makes the
 #   runs and stops.
 set -euo pipefail
 WORK=${1:?usage: bench/judge_calibration_runs.sh WORK_DIR [--write]}
@@ -88,7 +88,7 @@ run addition subject_addition --source "$WORK/rm_src" --param check_fill=false -
 run background background_change "${H[@]}" "${O[@]}"
 run background_ungated background_change "${H[@]}" "${O[@]}" --param max_holes=1.0 --param max_halo=1.0 \
   --param max_dropped=1.0 --param max_unseen_edge=1.0
-run replacement subject_replacement "${H[@]}" "${O[@]}"
+# subject_replacement.csv has no row (the gated task kept no pair on these photos): only the ungated run counts.
 run replacement_ungated subject_replacement "${H[@]}" "${O[@]}" --param max_unseen_edge=1.0 \
   --param check_fill=false --param max_matte_halo=1.0 --param max_matte_dropped=1.0 --param max_fill_shown=1.0
 
