@@ -1,9 +1,15 @@
 """Calibrate the offline judge against pairs labelled by eye, and write its per-task thresholds.
 
-Each labelled set is a run folder (made by the command in bench/labels/README.md) and its CSV of labels. The
-runs must be judged first (`step1x-data filter RUN --judge heuristic --thresholds none --view all`); this
-reads their manifests' scores. Per task: ROC-AUC of O against the labels, and a threshold on O whose kept set
-is at least --precision accepted (the recall it keeps is printed beside it).
+Each labelled set is a run folder (made by the command in bench/labels/README.md, or all of them by
+bench/judge_calibration_runs.sh) and its CSV of labels. The runs must be judged first (`step1x-data filter
+RUN --judge heuristic --thresholds none --view all --rejudge`); this reads their manifests' scores. Per task:
+ROC-AUC of O against the labels, and a threshold on O whose kept set is at least --precision accepted (the
+recall it keeps is printed beside it); then the same per labelled set, and a split check: thresholds chosen
+on one half of every set (by a hash of the sample id) and applied to the other half.
+
+A labelled id is matched in the run's manifests; a label whose id is not there (the task's Params gained a
+field since, which changes every id) is matched by its source file and variant, which name the operation,
+its strength and the object's position (the counts of both kinds are printed).
 
 usage: python bench/calibrate_judge.py RUN=LABELS.csv [RUN=LABELS.csv ...] [--precision 0.9] [--write YAML]
 """
@@ -12,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +30,49 @@ import yaml
 from pipelines.judge_agreement import roc_auc
 
 
-def scored(run: Path, labels: Path) -> list[tuple[str, float, bool]]:
-    """(task, O, accepted) of every labelled sample of the run."""
-    accepted = {row["id"]: row["label"] == "accept" for row in csv.DictReader(labels.open(encoding="utf-8"))}
-    out = []
+@dataclass(frozen=True)
+class Scored:
+    labelled_set: str
+    task: str
+    id: str
+    o: float
+    accepted: bool
+
+    @property
+    def half(self) -> int:
+        """0 or 1: which half of its set the sample falls in (a hash of its id, the same on every run)."""
+        return hashlib.sha256(self.id.encode()).digest()[0] & 1
+
+
+def scored(run: Path, labels: Path) -> list[Scored]:
+    """Every labelled sample of the run, with its O and its label."""
+    rows = list(csv.DictReader(labels.open(encoding="utf-8")))
+    by_id = {row["id"]: row for row in rows}
+    by_name = {(row["source"], row["variant"]): row for row in rows}
+    found: dict[str, tuple[str, float, str]] = {}  # label id -> (task, O, how matched)
+    columns = ["id", "task", "o", "judge_status", "variant", "source_uri"]
     for manifest in sorted((run / "shards").glob("shard-*.parquet")):
-        for row in pq.read_table(manifest, columns=["id", "task", "o", "judge_status"]).to_pylist():
-            if row["id"] not in accepted:
+        for row in pq.read_table(manifest, columns=columns).to_pylist():
+            label = by_id.get(row["id"])
+            how = "id"
+            if label is None:
+                label, how = by_name.get((Path(row["source_uri"]).name, row["variant"])), "name"
+            if label is None or label["id"] in found and how == "name":
                 continue
             if row["judge_status"] != "ok":
                 raise SystemExit(f"{run}: sample {row['id']} is not judged ({row['judge_status']})")
-            out.append((row["task"], float(row["o"]), accepted[row["id"]]))
-    if not out:
+            found[label["id"]] = (row["task"], float(row["o"]), how)
+    if not found:
         raise SystemExit(f"{run}: none of the samples in {labels} is in its manifests")
-    return out
+    hows = [how for _, _, how in found.values()]
+    print(
+        f"{labels.name}: {len(rows)} labelled, {hows.count('id')} found by id, {hows.count('name')} by "
+        f"source and variant, {len(rows) - len(found)} not made by this run"
+    )
+    return [
+        Scored(labels.stem, task, label_id, o, by_id[label_id]["label"] == "accept")
+        for label_id, (task, o, _) in found.items()
+    ]
 
 
 def threshold_for(scores: np.ndarray, accepted: np.ndarray, precision: float) -> tuple[float, float, float]:
@@ -51,45 +88,93 @@ def threshold_for(scores: np.ndarray, accepted: np.ndarray, precision: float) ->
     return levels[-1] + 0.01, float("nan"), 0.0
 
 
+def _auc(samples: list[Scored]) -> str:
+    accepted = np.array([s.accepted for s in samples])
+    if accepted.all() or not accepted.any():
+        return "—"
+    return f"{roc_auc(np.array([s.o for s in samples]), accepted):.3f}"
+
+
+def _kept(samples: list[Scored], thresholds: dict[str, float]) -> tuple[int, str]:
+    kept = [s.accepted for s in samples if s.task in thresholds and s.o >= thresholds[s.task]]
+    return len(kept), f"{np.mean(kept):.3f}" if kept else "—"
+
+
+def thresholds_on(samples: list[Scored], precision: float) -> dict[str, float]:
+    by_task: dict[str, list[Scored]] = defaultdict(list)
+    for s in samples:
+        by_task[s.task].append(s)
+    out = {}
+    for task, group in by_task.items():
+        scores, accepted = np.array([s.o for s in group]), np.array([s.accepted for s in group])
+        threshold, _, _ = threshold_for(scores, accepted, precision)
+        if not np.isnan(threshold) and threshold <= 10.0:
+            out[task] = round(threshold, 2)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", nargs="+", metavar="RUN=LABELS.csv")
     parser.add_argument("--precision", type=float, default=0.9)
     parser.add_argument("--write", type=Path, help="where to write the thresholds (--thresholds format)")
     args = parser.parse_args()
-    by_task: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+    samples: list[Scored] = []
     for entry in args.sets:
         run, _, labels = entry.partition("=")
-        for task, o, ok in scored(Path(run), Path(labels)):
-            by_task[task].append((o, ok))
-    thresholds = {}
-    print("| task | labelled | accepted | ROC-AUC of O | threshold on O | kept | kept accepted | recall |")
+        samples.extend(scored(Path(run), Path(labels)))
+    by_task: dict[str, list[Scored]] = defaultdict(list)
+    for s in samples:
+        by_task[s.task].append(s)
+    thresholds = thresholds_on(samples, args.precision)
+    print("\n| task | labelled | accepted | ROC-AUC of O | threshold on O | kept | kept accepted | recall |")
     print("|---|---|---|---|---|---|---|---|")
-    everything: list[tuple[float, bool]] = []
-    for task, pairs in sorted(by_task.items()):
-        scores = np.array([o for o, _ in pairs])
-        accepted = np.array([ok for _, ok in pairs])
-        threshold, precision, recall = threshold_for(scores, accepted, args.precision)
-        thresholds[task] = {"min_o": round(threshold, 2)}
-        kept = int((scores >= threshold).sum())
+    for task, group in sorted(by_task.items()):
+        scores, accepted = np.array([s.o for s in group]), np.array([s.accepted for s in group])
+        _, precision, recall = threshold_for(scores, accepted, args.precision)
+        shown = f"{thresholds[task]:.2f}" if task in thresholds else "none (none reaches the precision)"
+        kept, kept_accepted = _kept(group, thresholds)
         print(
-            f"| {task} | {len(pairs)} | {int(accepted.sum())} | {roc_auc(scores, accepted):.3f} | "
-            f"{threshold:.2f} | {kept} | {precision:.3f} | {recall:.3f} |"
+            f"| {task} | {len(group)} | {int(accepted.sum())} | {_auc(group)} | {shown} | {kept} | "
+            f"{kept_accepted} | {recall:.3f} |"
         )
-        everything.extend(pairs)
-    scores = np.array([o for o, _ in everything])
-    accepted = np.array([ok for _, ok in everything])
-    kept = np.array([o >= thresholds[t]["min_o"] for t, pairs in sorted(by_task.items()) for o, _ in pairs])
+    accepted = np.array([s.accepted for s in samples])
+    kept, kept_accepted = _kept(samples, thresholds)
+    kept_mask = np.array([s.task in thresholds and s.o >= thresholds[s.task] for s in samples])
     print(
-        f"| all | {len(everything)} | {int(accepted.sum())} | {roc_auc(scores, accepted):.3f} | per task | "
-        f"{int(kept.sum())} | {accepted[kept].mean():.3f} | {kept[accepted].mean():.3f} |"
+        f"| all | {len(samples)} | {int(accepted.sum())} | **{_auc(samples)}** | per task | {kept} | "
+        f"**{kept_accepted}** | {kept_mask[accepted].mean():.3f} |"
     )
+    print("\n| labelled set | labelled | accepted | ROC-AUC of O | kept at the threshold | kept accepted |")
+    print("|---|---|---|---|---|---|")
+    by_set: dict[str, list[Scored]] = defaultdict(list)
+    for s in samples:
+        by_set[s.labelled_set].append(s)
+    for name, group in by_set.items():
+        kept, kept_accepted = _kept(group, thresholds)
+        accepted_here = sum(s.accepted for s in group)
+        print(f"| {name} | {len(group)} | {accepted_here} | {_auc(group)} | {kept} | {kept_accepted} |")
+    # Split: thresholds chosen on one half of every set, applied to the other half.
+    print("\n| split (thresholds from the other half) | labelled | ROC-AUC of O | kept | kept accepted |")
+    print("|---|---|---|---|---|")
+    for half in (0, 1):
+        fit = thresholds_on([s for s in samples if s.half != half], args.precision)
+        held = [s for s in samples if s.half == half]
+        kept, kept_accepted = _kept(held, fit)
+        print(f"| half {half} | {len(held)} | {_auc(held)} | {kept} | {kept_accepted} |")
     if args.write:
         header = (
             "# The offline heuristic judge's thresholds per task, calibrated by bench/calibrate_judge.py\n"
             f"# on the pairs labelled by eye in bench/labels/ (kept set >= {args.precision:.0%} accepted).\n"
         )
-        args.write.write_text(header + yaml.safe_dump(thresholds, sort_keys=True), encoding="utf-8")
+        missing = sorted(set(by_task) - set(thresholds))
+        if missing:
+            header += (
+                f"# No threshold of O reaches that on their labels, so no default (filter uses --min-o):\n"
+                f"# {', '.join(missing)}.\n"
+            )
+        table = {task: {"min_o": value} for task, value in sorted(thresholds.items())}
+        args.write.write_text(header + yaml.safe_dump(table, sort_keys=True), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/judge_heuristic.py [--repeat 20]
 
-Inputs are the real example photos with a warm grade (a global edit) and an inpainted box (a local edit with
-a mask), at their own size and upscaled to 1024x1024 (the judge's working size bound).
+Inputs are the real example photos with a warm grade (a global edit) and an inpainted box (a local edit),
+at their own size and upscaled to 1024x1024 (the judge's working size bound); and a motion pair from the
+example clip (a walker's region of a later frame pasted into the first, as motion_change makes it: the judge
+segments and tracks the person there).
 """
 
 from __future__ import annotations
@@ -15,13 +17,30 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 from PIL import Image
 
 from annotators.judge.heuristic import HeuristicJudge, Signature
 
-PHOTOS = Path(__file__).resolve().parents[1] / "examples" / "photos"
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = REPO / "examples" / "photos"
+CLIP = REPO / "examples" / "video" / "vtest_walkers.mp4"
+WARMER = {"en": "Make the colour temperature warmer.", "zh": "把色温调暖。"}
+REMOVE = {"en": "Remove the object.", "zh": "移除这个物体。"}
+WALK = {"en": "Make the person walk to the right.", "zh": "让人物向右走。"}
+
+
+def motion_pair() -> tuple[np.ndarray, np.ndarray]:
+    """Frames 5 and 15 of the example clip; the target is frame 5 with a walker's region from frame 15."""
+    with av.open(str(CLIP)) as container:
+        decoded = zip(range(16), container.decode(video=0), strict=False)
+        frames = [frame.to_ndarray(format="rgb24") for _, frame in decoded]
+    first, second = frames[5], frames[15]
+    target = first.copy()
+    target[135:235, 595:650] = second[135:235, 595:650]
+    return first, target
 
 
 def timed_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -56,10 +75,15 @@ def main() -> None:
             mask = np.zeros((h, w), np.uint8)
             mask[h // 4 : h // 2, w // 4 : w // 2] = 255
             local = cv2.inpaint(src, mask, 5, cv2.INPAINT_TELEA)
-            g = timed_ms(lambda src=src, warm=warm: judge.judge(src, warm, None), args.repeat)
-            loc = timed_ms(lambda src=src, local=local, mask=mask: judge.judge(src, local, mask), args.repeat)
+            g = timed_ms(lambda src=src, warm=warm: judge.judge(src, warm, WARMER), args.repeat)
+            loc = timed_ms(lambda src=src, local=local: judge.judge(src, local, REMOVE), args.repeat)
             sig = timed_ms(lambda src=src, warm=warm: Signature.of(src, warm), args.repeat)
             print(f"| {path.name} | {w}x{h} | {g:.1f} | {loc:.1f} | {sig:.1f} |")
+    first, target = motion_pair()
+    judge.judge(first, target, WALK)  # loads the person segmenter once
+    motion = timed_ms(lambda: judge.judge(first, target, WALK), args.repeat)
+    h, w = first.shape[:2]
+    print(f"\nmotion pair (example clip, frames 5 and 15, {w}x{h}): {motion:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ scores low. Measurements run on the images downscaled to about 512x512:
 - the edited region against its surroundings (tasks/fill_quality.py): for a removal the region must have
   differed from its surroundings in the source and look like them in the target, and the reverse for an
   addition; fill artefacts (smears, texture holes, foreign pixels, seams) lower quality;
-- quality: sharpness, added noise, blown or crushed pixels, a flat output.
+- motion: the person in the changed region, segmented in both pictures and followed between them
+  (annotators/judge/motion.py): the same one person, present in both, whose body went the way named;
+- quality: sharpness, added noise (on what a background change kept), blown or crushed pixels, a flat output.
 
 Scores follow VIEScore's structure (each the min of two criteria; ramp(x, a, b) = clip((x - a)/(b - a))·10):
 SC = min(edit_success, not_over_edited), PQ = min(naturalness, no_artifacts), O = sqrt(SC·PQ). English and
@@ -29,6 +31,7 @@ import numpy as np
 
 from annotators.judge.appearance import colour_measures, material_measures, style_measures, text_measures
 from annotators.judge.intent import Intent, read_instruction
+from annotators.judge.motion import motion_measures
 from annotators.judge.result import JudgeResult
 from tasks.fill_quality import measure_fill, ring_of, surroundings
 from tasks.scene import is_outdoor_scene
@@ -155,11 +158,19 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
     # Time of day and weather ask for a scene with a sky (the clean photo is the source of an "add rain" pair
     # and the target of a "remove the rain" one).
     m["outdoor_scene"] = float(is_outdoor_scene(pair.source) or is_outdoor_scene(pair.target))
-    m.update(_local_measures(pair, intent.colour if intent else None))
+    if intent is not None and intent.kind == "background" and pair.region.any():
+        # A new background brings its own grain: added noise is looked for on what was kept.
+        m["noise_ratio"] = _noise_ratio(g_src, g_tgt, smooth & ~pair.region)
+    # How the region sits among its surroundings is the costly part (most of a judgement's time), and only a
+    # removal or an addition is scored on it.
+    fill = intent is None or intent.kind in ("remove", "add")
+    m.update(_local_measures(pair, intent.colour if intent else None, fill))
     if intent is not None and intent.kind == "material" and m["localised"]:
         m.update(material_measures(g_src, g_tgt, _main_region(pair.region)))
     if intent is not None and intent.kind == "style":
         m.update(style_measures(pair.source, pair.target, g_src, g_tgt))
+    if intent is not None and intent.kind == "motion" and pair.region.any():
+        m.update(motion_measures(pair.source, pair.target, pair.region))
     if intent is not None and intent.kind == "text" and intent.texts is not None:
         m.update(text_measures(target, *intent.texts))  # full size: small print must stay readable
     return m
@@ -187,7 +198,7 @@ def _main_region(region: np.ndarray) -> np.ndarray:
     return np.isin(labels, 1 + np.flatnonzero(areas >= 0.1 * areas.max()))
 
 
-def _local_measures(pair: Pair, colour_key: str | None) -> dict[str, float]:
+def _local_measures(pair: Pair, colour_key: str | None, fill: bool = True) -> dict[str, float]:
     """The edited region's extent, what lies outside it, and how it sits in its surroundings. A recoloured
     or re-textured object may fill most of a close-up: regions up to 90 % of the photo are measured."""
     region = pair.region
@@ -202,16 +213,19 @@ def _local_measures(pair: Pair, colour_key: str | None) -> dict[str, float]:
     }
     # How the region sits among its surroundings, in the target and in the source (for removals and
     # additions); fill artefacts are measured as a fill of the target.
-    fill = measure_fill(pair.source, pair.target, grown, main)  # the target's region as a removal's fill
-    back = measure_fill(pair.target, pair.source, grown, main)  # the source's region as an addition's
+    if fill:
+        as_fill = measure_fill(pair.source, pair.target, grown, main)  # the target's region as a fill
+        back = measure_fill(pair.target, pair.source, grown, main)  # the source's region, for an addition
+        around = surroundings(pair.source, grown)
+        measures.update(
+            target_novel=as_fill.novel,
+            source_novel=back.novel,
+            fill_problems=float(len(as_fill.problems(around.energy))),
+            unfill_problems=float(len(back.problems(around.energy))),
+            surfaces_around=float(around.regions),
+        )
     ring = ring_of(grown)
-    around = surroundings(pair.source, grown)
     measures.update(
-        target_novel=fill.novel,
-        source_novel=back.novel,
-        fill_problems=float(len(fill.problems(around.energy))),
-        unfill_problems=float(len(back.problems(around.energy))),
-        surfaces_around=float(around.regions),
         region_delta=float(pair.delta[main].mean()),
         ring_delta=float(pair.delta[ring].mean()) if ring.any() else 0.0,
         lightness_correlation=_correlation(pair.lab_source[..., 0][main], pair.lab_target[..., 0][main]),
@@ -333,13 +347,61 @@ def _style_success(intent: Intent, m: dict[str, float]) -> float:
     moved = ramp(direction * sign * m[statistic], low, high)
     if statistic == "d_colours":
         moved = max(moved, ramp(-direction * m["d_chroma"], 0.3, 1.0))
-        if m["chroma_target" if intent.to_photo else "chroma_source"] < 3.0:
-            # A grey photo has no colour a sketch could take away: only the wrong way is told.
-            moved = 10 - ramp(-direction * sign * m[statistic], low, high)
+        photo, drawing = ("chroma_target", "chroma_source")
+        if not intent.to_photo:
+            photo, drawing = drawing, photo
+        if m[photo] < 3.0:
+            # A grey photo has no colour a sketch could take away: only the wrong way is told, where the
+            # drawing has colour of its own; the tint of its paper (ink wash on a grey photo) is none.
+            moved = 10.0 if m[drawing] < 10.0 else 10 - ramp(-direction * sign * m[statistic], low, high)
     return min(change, moved)
 
 
 MOTION_EXTENT = {"face": 0.05, "head": 0.15, "arm": 0.25, "body": 0.5}  # of the frame a motion may change
+
+
+def _walk_success(walks: tuple[str, ...], m: dict[str, float]) -> float:
+    """The body went the way named: sideways by a good part of its height with the feet at the same depth,
+    or towards (larger, feet lower) or away from the camera (smaller, feet higher); a walk named on one axis
+    must be mostly along it."""
+    sideways, depth = abs(m["dx"]), abs(m["feet_dy"])
+    growth = float(np.log(max(m["scale"], 1e-3)))
+    scores = []
+    for walk in walks:
+        if walk in ("left", "right"):
+            scores.append(ramp((1 if walk == "right" else -1) * m["dx"], 0.1, 0.3))
+        else:
+            sign = 1 if walk == "towards" else -1
+            scores.append(min(ramp(sign * growth, 0.03, 0.12), ramp(sign * m["feet_dy"], 0.0, 0.06)))
+    if not set(walks) & {"towards", "away"}:  # sideways only: little change of depth
+        scores.append(ramp(sideways / (depth + 0.02), 0.8, 1.5))
+    if not set(walks) & {"left", "right"}:  # towards or away only: little sideways motion
+        scores.append(ramp(depth / (sideways + 0.02), 1.0, 2.0))
+    return min(scores)
+
+
+def _motion_success(intent: Intent, m: dict[str, float]) -> float:
+    """The same one person in both pictures (tracked, same colours, same size, not a group), and their body
+    moved as the instruction says: a walk the way named, an arm, head or face motion in place."""
+    if not m.get("person_found"):
+        return 0.0
+    # Full marks where the motion task's gates (tasks/motion_change.py) pass a pair: a tracked overlap of
+    # 0.3, a size ratio of 0.7, a breadth of 0.6 (a standing person is about half as wide as tall).
+    same = min(
+        ramp(m["overlap"], 0.2, 0.45),
+        10 - ramp(m["colour"], 0.55, 0.8),
+        ramp(m["size_ratio"], 0.5, 0.72),
+        10 - 7 * m["cut_by_side"],
+    )
+    one = 10.0 if m["close_up"] else 10 - ramp(m["breadth"], 0.5, 0.7)
+    if intent.walks:
+        moved = _walk_success(intent.walks, m)
+    elif intent.part in ("face", "head", "arm"):  # a pose: the body stayed where it was
+        growth = abs(float(np.log(max(m["scale"], 1e-3))))
+        moved = min(10 - ramp(m["shift"], 0.12, 0.25), 10 - ramp(growth, 0.1, 0.2))
+    else:  # moved somewhere else than a walk names (up, down)
+        moved = ramp(m["shift"], 0.05, 0.15)
+    return min(same, one, moved)
 
 
 def _text_success(intent: Intent, m: dict[str, float]) -> float:
@@ -364,9 +426,11 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
     elif intent.kind == "background":
         success = min(ramp(m["mean_delta"], 3, 15), ramp(m["changed_frac"], 0.05, 0.3))
         not_over = ramp(m["structure"], 0.3, 0.7)
-    elif intent.kind == "motion":  # a subject moved: a local change, the rest of the frame kept
+    elif intent.kind == "motion":  # a person moved: a local change, the rest of the frame kept
         high = MOTION_EXTENT[intent.part or "body"]
-        success = min(ramp(m["changed_frac"], 0.003, 0.01), 10 - ramp(m["changed_frac"], high, 2 * high))
+        # A walker far from the camera may change half a percent of the frame.
+        extent = min(ramp(m["changed_frac"], 0.0005, 0.003), 10 - ramp(m["changed_frac"], high, 2 * high))
+        success = min(extent, _motion_success(intent, m))
         not_over = ramp(m.get("psnr_outside", 0.0), 22, 34)
     elif intent.kind == "text":
         success = _text_success(intent, m)
@@ -407,7 +471,7 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
 
 class HeuristicJudge:
     # Compared by the filter before reusing a manifest's scores: bump with any change to measure() or score().
-    name = "heuristic-v3"
+    name = "heuristic-v4"
 
     def judge(self, source: np.ndarray, target: np.ndarray, instruction: dict[str, str]) -> JudgeResult:
         intent = read_instruction(instruction)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from annotators.judge.motion import walks_named
+
 # Global (tone) properties and the direction asked: +1 more / -1 less; time of day: "day", "dusk", "night".
 _TONE_EN: list[tuple[str, str, int | str]] = [
     # Not a bare "lighter": "remove the lighter" is an object.
@@ -49,6 +51,12 @@ _TONE_ZH: list[tuple[str, str, int | str]] = [
     (r"白天|正午|中午", "time", "day"),
 ]
 
+# Words that make "turn the X into a Y" a change of how X looks (its material or colour), not a new object.
+_LOOKS = (
+    r"made of|wooden|wood|marble|metal|metallic|brushed|glass|golden|gold|stone|ceramic|porcelain|fabric|"
+    r"cloth|leather|plastic|red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|grey|gray|colou?r"
+)
+
 # Edit kinds other than tone, in the order they are tested (the first match wins).
 _KINDS_EN: list[tuple[str, str]] = [
     ("text", r"[\"“”].+[\"“”].*\b(with|to|into)\b.*[\"“”]|\btext\b|\bwords?\b|\bsign reads?"),
@@ -59,6 +67,11 @@ _KINDS_EN: list[tuple[str, str]] = [
                  r"\bbackground\b[^.]*\b(blur|blurred|sharp|sharper)\b"),
     ("background", r"\b(change|replace|swap|make|turn|set|put)\b[^.]*\b(background|backdrop)\b|"
                    r"\b(background|backdrop)\b[^.]*\b(to|into|with)\b"),
+    # A replacement names its objects by structure ("Replace the X with Y", "Put a Y where the X is", "Turn
+    # the X into a Y"): read before colour and material, whose words may be the objects' names ("orange").
+    ("replace", r"^(replace|swap) the\b|\bput an? [\w ]+ where the [\w ]+ (is|was|stands|sits)\b|"
+                r"\binstead of\b|"
+                r"\b(turn|change) the [\w ]+ into an? (?![\w ]*\b(" + _LOOKS + r")\b)"),
     ("material", r"\b(made of|material|wooden|wood|marble|metal|metallic|brushed|glass|golden|gold|stone|"
                  r"ceramic|porcelain|fabric|cloth|leather|plastic)\b"),
     ("colour", r"\bcolou?r\b|\b(red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|grey|gray|"
@@ -73,9 +86,11 @@ _KINDS_EN: list[tuple[str, str]] = [
 ]
 _KINDS_ZH: list[tuple[str, str]] = [
     ("text", r"[\"“”「」].+[\"“”「」].*(改为|改成|换成|替换为)|文字"),
-    ("style", r"素描|绘画|画作|水彩|卡通|动漫|像素|水墨|版画|油画|插画|风格|真实照片|写实照片|变成照片"),
+    ("style", r"素描|绘画|画作|水彩|卡通|动漫|像素|水墨|版画|油画|插画|铅笔画|彩铅|风格|真实照片|写实的?照片|"
+              r"逼真的?照片|变成照片"),
     ("portrait", r"虚化|景深|背景变(清晰|模糊)"),
-    ("background", r"背景(换成|改成|变成|替换)|(换|改|替换)[^，。]*背景"),
+    ("background", r"背景(换成|改成|变成|替换)|(换|改|替换)[^，。]*背景|(放到|放在)[^，。]*背景(前|中|里)"),
+    ("replace", r"在[^，。]+的位置放|((?<!转)换成|替换为|替换成)(?![^，。]*(色|材质))"),
     ("material", r"材质|木质|木头|大理石|金属|拉丝|玻璃|金质|金色的|石头|石质|陶瓷|瓷|布料|皮革|塑料"),
     ("colour", r"颜色|色的|红色|橙色|黄色|绿色|蓝色|紫色|粉色|棕色|黑色|白色|灰色|青色|银色|酒红|珊瑚|米色"),
     ("replace", r"换成|替换|变成一?[只个辆张把]"),
@@ -97,6 +112,7 @@ class Intent:
     style: str | None = None  # style: the family of the style named (see _STYLES)
     texts: tuple[str, str] | None = None  # text: the quoted old text and new text
     part: str | None = None  # motion: what moves ("face", "head", "arm", "body"); portrait: "background"
+    walks: tuple[str, ...] = ()  # motion: the walks named ("left", "right", "towards", "away")
     direction: int = 0  # portrait background: +1 blurred, -1 made sharp
     consistent: bool = True  # English and Chinese ask for the same kind of edit
 
@@ -176,7 +192,7 @@ def _read(
         quoted = re.findall(_QUOTED, raw)  # as written: OCR compares letters without case anyway
         return Intent(kind, texts=(quoted[0], quoted[-1]) if len(quoted) >= 2 else None)
     if kind == "motion":
-        return Intent(kind, part=_kind(text, _PARTS))
+        return Intent(kind, part=_kind(text, _PARTS), walks=walks_named(text))
     if kind == "portrait" and re.search(r"background|虚化|背景|景深|bokeh", text):
         sharp = re.search(r"\bsharp|remove the (background )?blur|清晰|去除背景虚化", text)
         return Intent(kind, part="background", direction=-1 if sharp else 1)
@@ -200,5 +216,6 @@ def read_instruction(instruction: dict[str, str]) -> Intent:
         colour=english.colour or chinese.colour,
         style=english.style if english.style != "unknown" else chinese.style,
         texts=english.texts or chinese.texts,
+        walks=english.walks or chinese.walks,
         consistent=bool(consistent),
     )
