@@ -208,4 +208,3 @@ def boundary_regions(image: np.ndarray, hole: np.ndarray, min_share: float = 0.1
         else:
             groups.append([int(i)])
     return sum(1 for group in groups if shares[group].sum() >= min_share)
-
