@@ -180,10 +180,8 @@ def verify(read: str, before: str, old: str, new: str, min_similarity: float) ->
     if old_n in line:
         # Exactly the old line with the word replaced: a neighbouring letter erased or smudged by the edit
         # changes what is read around the word.
-        head, tail = line.split(old_n, 1)
-        if not (
-            got.startswith(head) and got.endswith(tail) and len(got) == len(head) + len(new_n) + len(tail)
-        ):
+        starts = [i for i in range(len(line)) if line.startswith(old_n, i)]
+        if not any(got == line[:i] + new_n + line[i + len(old_n) :] for i in starts):
             return "neighbours_changed"
         return None
     expected = line.replace(old_n, new_n, 1)

@@ -124,7 +124,10 @@ def _lightness(image: np.ndarray, where: np.ndarray) -> np.ndarray:
 
 
 def test_new_text_is_as_dark_and_heavy_as_the_old(box_pairs: list) -> None:
-    for candidate in (c for c in box_pairs if not c.params["inverse"]):
+    # Within a script (a Chinese word holds more ink than the Latin word it replaces).
+    latin = [c for c in box_pairs if not c.params["inverse"] and c.params["font"] != "cjk"]
+    assert latin
+    for candidate in latin:
         mask = candidate.mask
         old, new = _lightness(candidate.source, mask), _lightness(candidate.target, mask)
         # Dark text on the light box: its darkest twentieth (the stroke cores) is the text's colour...
@@ -141,7 +144,7 @@ def test_the_gates_switch_turns_the_read_back_off(tools: Tools, monkeypatch: pyt
     source = SourceSample(uri="cookie_box.png", sha256="box", image=rgb(TEXT_PHOTO))
     monkeypatch.setattr(type(tools["ocr"]), "read_line", lambda self, image: ("", 0.0))
     gated = text.make_pairs(source, text.Params(inverse_pairs=False), tools, seed=0)
-    assert isinstance(gated, Skip) and gated.reason == "new_text_unreadable", gated
+    assert isinstance(gated, Skip) and "new_text_unreadable" in gated.detail, gated
     ungated = text.make_pairs(source, text.Params(inverse_pairs=False, gates=False), tools, seed=0)
     assert not isinstance(ungated, Skip) and len(ungated) == text.Params().max_edits
 
