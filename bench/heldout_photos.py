@@ -41,11 +41,24 @@ OPENCV_PHOTOS = (
     "left01.jpg",
     "aero3.jpg",
 )
-# Photographs with legible text (signs, packaging, pages).
+# Pictures with text (signs, packaging, pages, a newspaper puzzle, a hand-lettered logo). box.png is left out:
+# the tests' cookie_box.png is made from it.
 OPENCV_TEXT = (
-    "ela_original.jpg", "text_motion.jpg", "imageTextR.png", "licenseplate_motion.jpg",
-    "board.jpg", "box_in_scene.png",  # also in OPENCV_PHOTOS: a circuit board's labels, a box's print
+    "ela_original.jpg",
+    "text_motion.jpg",
+    "text_defocus.jpg",
+    "imageTextR.png",
+    "imageTextN.png",
+    "licenseplate_motion.jpg",
+    "sudoku.png",
+    "LinuxLogo.jpg",
+    "cards.png",
+    "board.jpg",
+    "box_in_scene.png",  # also in OPENCV_PHOTOS: a circuit board's labels, a box's print
 )
+# scikit-image's photographed page of its own docs and handwritten formulas on a board (saved under these
+# names: skimage's own names are too generic to tell apart in a folder).
+SKIMAGE_TEXT = (("page.png", "skimage_page.png"), ("text.png", "skimage_text.png"))
 OPENCV_VIDEO = ("Megamind.avi", "tree.avi")
 # Segments of vtest.avi (a fixed camera over walking people, 795 frames at 10 fps) that no test uses: the
 # tests' example clip is frames 100-139. Each is re-encoded on its own (start, end frame; end excluded).
@@ -54,6 +67,7 @@ LICENCES = {
     "opencv-doc": "OpenCV sample data (Debian opencv-doc, BSD-3-Clause/Apache-2.0 OpenCV distribution)",
     "sklearn": "CC BY 2.0 (Flickr), see sklearn/datasets/images/README.txt",
     "matplotlib": "matplotlib sample data (US Navy portrait of Grace Hopper, public domain)",
+    "skimage": "scikit-image sample data (BSD-3-Clause; text.png public domain, from Wikipedia)",
 }
 
 
@@ -79,6 +93,14 @@ def heldout(kind: str) -> list[tuple[Path, str]]:
         if portrait:
             files.append((portrait, "matplotlib"))
     return [(path, origin) for path, origin in files if path.exists()]
+
+
+def heldout_renamed(kind: str) -> list[tuple[Path, str, str]]:
+    """Held-out files copied under another name: (path, origin, name)."""
+    if kind not in ("text", "all"):
+        return []
+    found = [(package_file("skimage", "data", name), "skimage", new) for name, new in SKIMAGE_TEXT]
+    return [(path, origin, new) for path, origin, new in found if path is not None]
 
 
 def cut_vtest(out: Path) -> list[str]:
@@ -114,6 +136,9 @@ def main() -> None:
     for path, origin in heldout(args.set):
         shutil.copy(path, out / path.name)
         lines.append(f"- {path.name}: {LICENCES[origin]}")
+    for path, origin, name in heldout_renamed(args.set):
+        shutil.copy(path, out / name)
+        lines.append(f"- {name}: {LICENCES[origin]} ({path.name})")
     if args.set in ("video", "all") and (OPENCV_DATA / "vtest.avi").exists():
         for name in cut_vtest(out):
             lines.append(f"- {name}: {LICENCES['opencv-doc']} (frames of vtest.avi)")

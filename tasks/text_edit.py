@@ -3,20 +3,22 @@ colour, angle, weight, width and sharpness.
 
 Everything happens in an upright patch around the word (the line's angle turned out): the word's pixels
 are told from its background by Otsu's threshold, the background side being the one above and below the
-word; the old word is fitted by each candidate font (the one whose drawing of the OLD text overlaps the old
-ink best is used for the new text); the old ink is filled from the background around it; the new text is drawn
-with the old text colour and blurred as much as the old text is soft; the patch goes back into the photo
-only where something changed.
+word; each candidate font draws the OLD text, blurred as softly as its ink, and the font whose drawings fit
+the word and the other words of its line best is used for the new text; the old ink is filled from the
+background around it; the new text is drawn in the old text's colour, as soft and as heavy as it; a new
+word much heavier or lighter than the old one is rejected; the patch goes back into the photo only where
+something changed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from tasks.tools import RenderedText, TextRenderer
+from tasks.tools import TextRenderer
 
 
 @dataclass
@@ -94,14 +96,73 @@ def _ink_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def _blur(coverage: np.ndarray, sigma: float) -> np.ndarray:
-    return cv2.GaussianBlur(coverage, (0, 0), sigma) if sigma > 0 else coverage
-
-
 def _softness(t: np.ndarray) -> float:
     """Share of partly-inked pixels among inked ones: how soft (blurred, anti-aliased) strokes are."""
     inked = float((t >= 0.5).sum())
     return float(((t > 0.2) & (t < 0.8)).sum()) / max(inked, 1.0)
+
+
+def _edge_strength(patch: np.ndarray, where: np.ndarray) -> float:
+    """The strongest lightness gradients (90th percentile) around a word's strokes: low when they are soft."""
+    lum = cv2.cvtColor(patch, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)
+    gradient = np.hypot(cv2.Sobel(lum, cv2.CV_32F, 1, 0), cv2.Sobel(lum, cv2.CV_32F, 0, 1))
+    return float(np.percentile(gradient[where], 90)) if where.any() else 0.0
+
+
+def _has_ideograph(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)
+
+
+def _ink_density(profile: np.ndarray) -> float:
+    """Ink (coverage summed) per pixel of the box around the strokes (coverage above 0.35)."""
+    box = _ink_box(profile > 0.35)
+    if box is None:
+        return 0.0
+    x0, y0, x1, y1 = box
+    return float(profile.sum()) / float((x1 - x0) * (y1 - y0))
+
+
+def _blur(coverage: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(coverage, (0, 0), sigma) if sigma > 0 else coverage
+
+
+LEVEL_DEG = 0.5  # a line closer to horizontal than this is handled as level
+SOFTNESS = (0.0, 0.4, 0.7, 1.0, 1.4, 1.8)  # Gaussian blurs (patch pixels) tried on a font's drawing
+
+
+@dataclass
+class _Word:
+    """A word measured in its upright patch."""
+
+    patch: np.ndarray  # RGB, the line's angle turned out
+    forward: np.ndarray  # 2x3 affine from the photo to the patch
+    in_word: np.ndarray  # bool: the word's box
+    t: np.ndarray  # ink profile inside the box (0 background .. 1 stroke core), 0 outside
+    t_full: np.ndarray  # the same over the whole patch
+    colour: np.ndarray  # RGB of the text
+    old_box: tuple[int, int, int, int]  # the ink's box in the patch
+
+
+@dataclass
+class FontFit:
+    font: str
+    size_px: float  # em size
+    stretch: float  # horizontal scale of the drawing
+    sigma: float  # its blur
+    gain: float  # its coverage scaled by this: the old word's ink density
+    score: float  # soft overlap with the old ink, less a penalty for stretching
+
+
+def _ink_colour(patch: np.ndarray, t: np.ndarray, inked: np.ndarray) -> np.ndarray:
+    """The text colour: the lightness of the stroke cores (``t`` near 1), the hue of all the ink weighted by
+    ``t``. Screen text drawn with sub-pixel anti-aliasing has red and blue fringes on every thin stroke, and
+    its darkest pixels are often such a fringe; over the whole word they cancel."""
+    lab = cv2.cvtColor(patch.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    core = inked & (t >= 0.99)
+    weights = t[inked][:, None]
+    chroma = (lab[inked][:, 1:] * weights).sum(axis=0) / max(float(weights.sum()), 1e-6)
+    colour = np.array([[[lab[core if core.any() else inked][:, 0].mean(), *chroma]]], np.float32)
+    return np.clip(cv2.cvtColor(colour, cv2.COLOR_LAB2RGB)[0, 0] * 255.0, 0.0, 255.0)
 
 
 class WordEditor:
@@ -113,19 +174,31 @@ class WordEditor:
         min_contrast: float = 25.0,  # L* units between text and background
         max_background_std: float = 9.0,  # L* spread of the background next to the word
         min_font_fit: float = 0.35,  # overlap of the best font's drawing of the old word with its ink
+        max_weight_ratio: float = 1.25,  # ink per area of the new word over the old's, or its inverse
+        min_cjk_px: float = 12.0,  # Chinese drawn smaller than this (em, pixels) is a smudge to a reader
+        min_sharpness: float = 0.8,  # the new word's edge strength over the old one's
     ) -> None:
         self.renderer = renderer
         self.min_contrast = min_contrast
         self.max_background_std = max_background_std
         self.min_font_fit = min_font_fit
+        self.max_weight_ratio = max_weight_ratio
+        self.min_cjk_px = min_cjk_px
+        self.min_sharpness = min_sharpness
 
-    def replace(self, image: np.ndarray, geometry: WordGeometry, old: str, new: str) -> Replaced:
+    def _measure(self, image: np.ndarray, geometry: WordGeometry) -> _Word:
+        """The word's upright patch, its ink profile and colour; TextEditError when it cannot be read."""
         h = geometry.height
         pad_x = 2.5 * h + 0.5 * geometry.width  # room for a longer replacement
         pad_y = 0.8 * h
         size = (int(np.ceil(geometry.width + 2 * pad_x)), int(np.ceil(h + 2 * pad_y)))
-        forward = cv2.getRotationMatrix2D(geometry.centre, geometry.angle_deg, 1.0)
+        # Level text is moved by whole pixels, so that neither taking the patch out nor putting it back
+        # resamples it: half a pixel's shift would halve the darkness of a one-pixel stroke and blur it.
+        level = abs(geometry.angle_deg) < LEVEL_DEG
+        forward = cv2.getRotationMatrix2D(geometry.centre, 0.0 if level else geometry.angle_deg, 1.0)
         forward[:, 2] += (size[0] / 2 - geometry.centre[0], size[1] / 2 - geometry.centre[1])
+        if level:
+            forward[:, 2] = np.round(forward[:, 2])
         patch = cv2.warpAffine(image, forward, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cx, cy = size[0] / 2, size[1] / 2
         # OCR word boxes are approximate: the word may reach halfway into the gap to its neighbours.
@@ -159,23 +232,56 @@ class WordEditor:
         spread = 1.4826 * float(np.median(np.abs(lum[background] - bg_lum)))
         if spread > self.max_background_std:
             raise TextEditError("busy_text_background", f"background L* spread {spread:.1f}")
-        # The ink's own colour is that of the stroke cores, the most extreme tenth of the ink, not the median
-        # (small text is mostly anti-aliased rim).
-        extreme = float(np.percentile(lum[ink], 90 if dark_background else 10))
+        # The strokes' level is that of their cores, the most extreme twentieth of the ink, not the median
+        # (small text is mostly anti-aliased rim; its darkest pixels are what the eye reads as its colour).
+        extreme = float(np.percentile(lum[ink], 95 if dark_background else 5))
         t = np.clip((lum - bg_lum) / (extreme - bg_lum), 0.0, 1.0)
         # Otsu's split can put mottled background on the ink side; ink is what is well on the way from the
         # background's level to the strokes' level.
         ink = in_word & (t > 0.35)
-        core = ink & (t > 0.85)
-        colour = np.median(patch[core if core.sum() >= 4 else ink], axis=0)
+        colour = _ink_colour(patch, t, in_word & (t > 0.15))
         old_box = _ink_box(ink)
         assert old_box is not None
+        return _Word(patch, forward, in_word, np.where(in_word, t, 0.0), t, colour, old_box)
 
-        font, size_px, stretch, fit = self._fit_font(old, new, ink, old_box)
-        if fit < self.min_font_fit:
-            raise TextEditError("text_style_unmatched", f"best font overlap {fit:.2f}")
+    def replace(
+        self,
+        image: np.ndarray,
+        geometry: WordGeometry,
+        old: str,
+        new: str,
+        context: Sequence[tuple[WordGeometry, str]] = (),
+    ) -> Replaced:
+        """``old`` at ``geometry`` replaced by ``new``. ``context``: other words of the same line (geometry,
+        text); the font is the one that fits them and the word best together, as one word of ten pixels
+        tells a serif from a sans, or a bold from a regular, only unreliably."""
+        word = self._measure(image, geometry)
+        patch, forward, in_word, t, colour, old_box = (
+            word.patch,
+            word.forward,
+            word.in_word,
+            word.t_full,
+            word.colour,
+            word.old_box,
+        )
+        h = geometry.height
+        shape = patch.shape[:2]
+        size = (shape[1], shape[0])
+        fits = self._font_fits(old, word.t, old_box)
+        totals = {font: fit.score for font, fit in fits.items()}
+        for other_geometry, other_text in context:
+            try:
+                other = self._measure(image, other_geometry)
+            except TextEditError:
+                continue
+            for font, fit in self._font_fits(other_text, other.t, other.old_box).items():
+                totals[font] = totals.get(font, 0.0) + fit.score
+        fit = fits[max(fits, key=lambda font: totals[font])] if fits else None
+        if fit is None or fit.score < self.min_font_fit:
+            score = -1.0 if fit is None else fit.score
+            raise TextEditError("text_style_unmatched", f"best font overlap {score:.2f}")
+        font, size_px, stretch, sigma = fit.font, fit.size_px, fit.stretch, fit.sigma
         old_render = self.renderer(old, font, size_px)
-        sigma = self._match_softness(t[in_word], old_render, stretch)
 
         new_font = font if font in self.renderer.fonts(new) else self.renderer.fonts(new)[0]
         new_size = size_px
@@ -183,6 +289,8 @@ class WordEditor:
             probe = self.renderer(new, new_font, 100.0)
             above = old_render.origin[1] - old_render.ink[1]
             new_size = 100.0 * above * 1.05 / max(probe.origin[1] - probe.ink[1], 1.0)
+        if new_font != font and _has_ideograph(new) and new_size < self.min_cjk_px:
+            raise TextEditError("text_too_small", f"{new!r} would be drawn {new_size:.0f} px high")
         rendered = self.renderer(new, new_font, new_size)
         coverage = rendered.coverage
         if stretch != 1.0:
@@ -216,30 +324,52 @@ class WordEditor:
         if y1 <= y0 or x1 <= x0:
             raise TextEditError("replacement_too_wide", f"{new!r} falls outside the patch")
         alpha[y0:y1, x0:x1] = coverage[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-        alpha = _blur(alpha, sigma)
-        # Blurred as softly as the old word, yet as solid: the stroke cores keep the full text colour (a blur
-        # of thin strokes would otherwise fade them to a grey the old text never had).
-        inked = alpha[alpha > 0.05]
+        # As soft as the old word, with as much ink per glyph (the gain fitted on it), and as dark: the old
+        # word's strokes reach its colour (t = 1) in their cores, so the new ones must too, or a blur of thin
+        # strokes leaves a grey the old text never had.
+        alpha = _blur(alpha, sigma) * fit.gain
+        inked = alpha[alpha > 0.15]
         if inked.size:
-            alpha = np.clip(alpha / max(float(np.percentile(inked, 90)), 0.3), 0.0, 1.0)
+            alpha = alpha / min(1.0, max(float(np.percentile(inked, 95)), 0.3))
+        alpha = np.clip(alpha, 0.0, 1.0)
+        # What a person compares first: how heavy the new word is beside the old one (ink per area of its box;
+        # only within a script: a Chinese glyph holds more ink than a Latin word of the same height).
+        weight = _ink_density(alpha) / max(_ink_density(np.where(in_word, t, 0.0)), 1e-6)
+        if new_font == font and not 1 / self.max_weight_ratio <= weight <= self.max_weight_ratio:
+            raise TextEditError("text_style_unmatched", f"new text {weight:.2f} times as heavy as the old")
 
         # Erase the faint rim of the strokes too (blurred text spreads by about twice its blur).
         radius = max(2, round(0.12 * h + 2 * sigma))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         erase = cv2.dilate((in_word & (t > 0.15)).astype(np.uint8), kernel) > 0
+        # ...but never sideways past the word's box (it reaches halfway into the gaps): the rim of a
+        # neighbouring letter one gap away would go with it.
+        erase &= in_word.any(axis=0)[None, :]
         clean = self._fill_background(patch, erase, t, h)
         edited = clean.astype(np.float32) * (1 - alpha[..., None]) + colour[None, None, :] * alpha[..., None]
         changed = erase | (cv2.dilate((alpha > 0.02).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
         out, mask = self._paste(image, np.clip(np.round(edited), 0, 255).astype(np.uint8), changed, forward)
+        # Sharpness as a person sees it, in the photo: both words taken out through the same warp (a tilted
+        # word is resampled twice on its way in and out, and softens).
+        size = (patch.shape[1], patch.shape[0])
+        back_out = cv2.warpAffine(out, forward, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        new_ink = cv2.dilate((alpha > 0.35).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        old_ink = cv2.dilate((in_word & (t > 0.35)).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        sharpness = _edge_strength(back_out, new_ink) / max(_edge_strength(patch, old_ink), 1e-6)
+        if sharpness < self.min_sharpness:
+            raise TextEditError("text_style_unmatched", f"new text {sharpness:.2f} times as sharp as the old")
         return Replaced(out, mask, new_font, float(new_size), tuple(int(c) for c in colour))
 
-    def _fit_font(
-        self, old: str, new: str, ink: np.ndarray, old_box: tuple[int, int, int, int]
-    ) -> tuple[str, float, float, float]:
-        """(font, em size, horizontal stretch, overlap) of the font that draws ``old`` most like its ink."""
+    def _font_fits(self, old: str, t: np.ndarray, old_box: tuple[int, int, int, int]) -> dict[str, FontFit]:
+        """For each font, the size, stretch, blur and ink gain whose drawing of ``old`` is most like its ink.
+
+        Compared on the ink profile ``t`` (0 background .. 1 stroke core) rather than on thresholded masks:
+        on small soft text a threshold fattens the strokes, and a bold face then wins over the regular one
+        the text is set in. The score is the soft overlap sum(min)/sum(max) of the two profiles, less a
+        penalty for stretching."""
         x0, y0, x1, y1 = old_box
-        target = ink[y0:y1, x0:x1]
-        best = ("", 0.0, 1.0, -1.0)
+        target = t[y0:y1, x0:x1].astype(np.float32)
+        fits: dict[str, FontFit] = {}
         for font in self.renderer.fonts(old):
             probe = self.renderer(old, font, 100.0)
             probe_h = probe.ink[3] - probe.ink[1]
@@ -252,21 +382,19 @@ class WordEditor:
             glyphs = cv2.resize(
                 drawn.coverage[dy0:dy1, dx0:dx1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA
             )
-            inked = glyphs > 0.5
-            overlap = float((inked & target).sum()) / max(float((inked | target).sum()), 1.0)
+            # The blur is the one that makes the drawing as soft as the ink (not the one that overlaps it
+            # best: blurring hides a misfit, and a smudge would win).
+            wanted = _softness(target)
+            sigma = min(SOFTNESS, key=lambda s: abs(_softness(_blur(glyphs, s)) - wanted))
+            soft = _blur(glyphs, sigma)
+            # Compared at the old word's ink density, so that the shape decides, not the darkness.
+            gain = float(np.clip(target.sum() / max(float(soft.sum()), 1e-3), 0.7, 2.5))
+            soft = np.clip(soft * gain, 0.0, 1.0)
+            overlap = float(np.minimum(soft, target).sum()) / max(float(np.maximum(soft, target).sum()), 1e-3)
             # A font that needs squeezing or stretching to fit is a worse match than one that does not.
             score = overlap - 0.5 * abs(np.log(stretch))
-            if score > best[3]:
-                best = (font, size_px, float(np.clip(stretch, 0.75, 1.33)), score)
-        return best
-
-    def _match_softness(self, t_word: np.ndarray, drawn: RenderedText, stretch: float) -> float:
-        """The blur that makes the fitted font's drawing as soft as the old ink."""
-        wanted = _softness(t_word)
-        coverage = drawn.coverage
-        if stretch != 1.0:
-            coverage = cv2.resize(coverage, (max(1, round(coverage.shape[1] * stretch)), coverage.shape[0]))
-        return min((0.0, 0.4, 0.7, 1.0, 1.4), key=lambda s: abs(_softness(_blur(coverage, s)) - wanted))
+            fits[font] = FontFit(font, size_px, float(np.clip(stretch, 0.75, 1.33)), sigma, gain, score)
+        return fits
 
     @staticmethod
     def _fill_background(patch: np.ndarray, erase: np.ndarray, t: np.ndarray, h: float) -> np.ndarray:

@@ -3,8 +3,9 @@
 OCR reads the photo's lines and words. A legible, roughly horizontal word that the bilingual word list
 knows (OPEN, Almond, Italy, Monday...) or that is a number, price or date gets a replacement: another word
 of its group in the same language, its translation (English <-> Chinese), or a new value in the same format.
-The word is erased and the replacement drawn in its place (tasks.text_edit), then the OCR reads the edited
-line again: the pair is kept only when it reads the new text there and no longer the old one. The
+The word is erased and the replacement drawn in its place (tasks.text_edit), then the OCR reads the line
+again, in the photo and in the edit: the pair is kept only when the edit reads as the photo's line with the
+old word replaced by the new one, and nothing else changed (an erased neighbouring letter is a reject). The
 instruction quotes both texts exactly, as Step1X-Edit expects (Replace "OPEN" with "CLOSED" /
 将"OPEN"改为"CLOSED"). Each pair also gives its inverse, whose target is the untouched photo.
 """
@@ -46,6 +47,10 @@ class Params:
     inverse_pairs: bool = True
     min_line_similarity: float = 0.75  # the edited line as read against the line as intended
     max_attempts: int = 8  # words tried per photo (each costs an edit and an OCR read)
+    font_context: int = 8  # other words of the line whose fit, with the word's own, picks the font
+    # False: the style gates (font fit, weight, contrast, background, Chinese size) and the OCR read-back are
+    # off, so pairs a person would reject are made too (the offline judge's negatives, bench/labels/).
+    gates: bool = True
 
 
 _EN_TEMPLATES = (
@@ -71,6 +76,7 @@ class Span:
     neighbours: list[np.ndarray]
     old: str
     options: list[tuple[str, str]]  # (kind, new text)
+    context: list[tuple[np.ndarray, str]]  # the line's other words (quad, text): they show its font
 
 
 _EDGE_PUNCT = re.compile(r"^([\"'(\[]*)(.*?)([\"'.,:;!?)\]]*)$")
@@ -122,7 +128,10 @@ def find_spans(
                 others = [w.quad for i, w in enumerate(words) if not start <= i < start + len(word)]
                 options = word_replacements(word, rng)
                 if options:
-                    spans.append(Span(line, quad, others, word, options))
+                    context = [
+                        (w.quad, w.text) for i, w in enumerate(words) if not start <= i < start + len(word)
+                    ]
+                    spans.append(Span(line, quad, others, word, options, context))
                     found += 1
         for index, word in enumerate(words):
             if word.score < params.min_score:
@@ -135,7 +144,12 @@ def find_spans(
             options = [(kind, prefix + new + suffix) for kind, new in options]
             if options:
                 others = [w.quad for i, w in enumerate(words) if i != index]
-                spans.append(Span(line, word.quad, others, word.text, options))
+                context = [
+                    (w.quad, w.text)
+                    for i, w in enumerate(words)
+                    if i != index and w.score >= params.min_score
+                ]
+                spans.append(Span(line, word.quad, others, word.text, options, context))
                 found += 1
         if not found:
             problems["no_replaceable_word"] += 1
@@ -155,14 +169,22 @@ def read_back(ocr, image: np.ndarray, line: TextLine) -> str:  # noqa: ANN001 - 
     return ocr.read_line(patch)[0]
 
 
-def verify(read: str, line_text: str, old: str, new: str, min_similarity: float) -> str | None:
-    """None when ``read`` shows the new text in the line and not the old one; else the reject reason."""
-    expected = normalise(line_text.replace(old, new, 1))
-    got = normalise(read)
-    if normalise(new) not in got:
+def verify(read: str, before: str, old: str, new: str, min_similarity: float) -> str | None:
+    """None when ``read`` (the edited line) shows the new text where the old one was and the rest of the line
+    as ``before`` (the same line read the same way in the photo); else the reject reason."""
+    got, line, old_n, new_n = normalise(read), normalise(before), normalise(old), normalise(new)
+    if new_n not in got:
         return "new_text_unreadable"
-    if normalise(old) in got and normalise(old) not in expected:
+    if old_n in got and got.count(old_n) >= line.count(old_n) and old_n not in new_n:
         return "old_text_still_readable"
+    if old_n in line:
+        # Exactly the old line with the word replaced: a neighbouring letter erased or smudged by the edit
+        # changes what is read around the word.
+        starts = [i for i in range(len(line)) if line.startswith(old_n, i)]
+        if not any(got == line[:i] + new_n + line[i + len(old_n) :] for i in starts):
+            return "neighbours_changed"
+        return None
+    expected = line.replace(old_n, new_n, 1)
     if difflib.SequenceMatcher(None, got, expected).ratio() < min_similarity:
         return "line_misread_after_edit"
     return None
@@ -200,7 +222,19 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     if not any(line.score >= params.min_score for line in lines):
         return Skip("no_text", f"{len(lines)} lines read, none with confidence {params.min_score} or more")
     spans, problems = find_spans(lines, params, rng)
-    editor = WordEditor(tools["text_render"])
+    editor = (
+        WordEditor(tools["text_render"])
+        if params.gates
+        else WordEditor(
+            tools["text_render"],
+            min_contrast=10.0,
+            max_background_std=np.inf,
+            min_font_fit=-np.inf,
+            max_weight_ratio=np.inf,
+            min_cjk_px=0.0,
+            min_sharpness=0.0,
+        )
+    )
     candidates: list[Candidate] = []
     used_lines: set[int] = set()
     attempts = 0
@@ -220,14 +254,17 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
         kind, new = options[int(rng.integers(len(options)))]
         attempts += 1
         geometry = word_geometry(span.quad, span.line.quad, span.neighbours)
+        context = [
+            (word_geometry(quad, span.line.quad, [q for q in span.neighbours if q is not quad]), text)
+            for quad, text in span.context[: params.font_context]
+        ]
         try:
-            edit = editor.replace(source.image, geometry, span.old, new)
+            edit = editor.replace(source.image, geometry, span.old, new, context)
         except TextEditError as error:
             problems[error.reason] += 1
             continue
-        problem = verify(
-            read_back(ocr, edit.image, span.line), span.line.text, span.old, new, params.min_line_similarity
-        )
+        before, after = read_back(ocr, source.image, span.line), read_back(ocr, edit.image, span.line)
+        problem = verify(after, before, span.old, new, params.min_line_similarity) if params.gates else None
         if problem:
             problems[problem] += 1
             continue

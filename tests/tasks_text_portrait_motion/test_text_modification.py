@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import PHOTOS, TEXT_PHOTO, rgb
@@ -110,6 +111,42 @@ def test_verify_needs_the_new_text_and_not_the_old() -> None:
     assert text.verify("Crisp Walnut Almond", "Crisp Almond Cookies", "Almond", "Walnut", 0.75) == (
         "old_text_still_readable"
     )
+    # A letter of the next word erased with the old one (the OCR still finds the new word).
+    assert text.verify("Crisp Walnut ookies", "Crisp Almond Cookies", "Almond", "Walnut", 0.75) == (
+        "neighbours_changed"
+    )
+    # The second of two equal words replaced: the rest of the line is still the photo's.
+    assert text.verify("of the big dog", "of the the dog", "the", "big", 0.75) is None
+
+
+def _lightness(image: np.ndarray, where: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 0][where].astype(np.float32) * (100 / 255)
+
+
+def test_new_text_is_as_dark_and_heavy_as_the_old(box_pairs: list) -> None:
+    # Within a script (a Chinese word holds more ink than the Latin word it replaces).
+    latin = [c for c in box_pairs if not c.params["inverse"] and c.params["font"] != "cjk"]
+    assert latin
+    for candidate in latin:
+        mask = candidate.mask
+        old, new = _lightness(candidate.source, mask), _lightness(candidate.target, mask)
+        # Dark text on the light box: its darkest twentieth (the stroke cores) is the text's colour...
+        assert abs(np.percentile(old, 5) - np.percentile(new, 5)) < 12, candidate.params
+        # ...and the share of the edited region that is ink about the same (the words differ in length).
+        background = np.median(old)
+        old_ink = float(np.mean(old < background - 25))
+        new_ink = float(np.mean(new < background - 25))
+        assert 0.5 < new_ink / old_ink < 2.0, (candidate.params, old_ink, new_ink)
+
+
+def test_the_gates_switch_turns_the_read_back_off(tools: Tools, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An OCR that cannot read the edited line: every edit fails the read-back, unless the gates are off.
+    source = SourceSample(uri="cookie_box.png", sha256="box", image=rgb(TEXT_PHOTO))
+    monkeypatch.setattr(type(tools["ocr"]), "read_line", lambda self, image: ("", 0.0))
+    gated = text.make_pairs(source, text.Params(inverse_pairs=False), tools, seed=0)
+    assert isinstance(gated, Skip) and "new_text_unreadable" in gated.detail, gated
+    ungated = text.make_pairs(source, text.Params(inverse_pairs=False, gates=False), tools, seed=0)
+    assert not isinstance(ungated, Skip) and len(ungated) == text.Params().max_edits
 
 
 def test_a_missing_font_is_a_one_line_error(tmp_path: Path) -> None:
