@@ -66,7 +66,7 @@ fi
 H=(--source "$WORK/heldout_photos")
 C=(--labels $L/heldout.coco.json)
 O=(--labels $L/heldout_objects.coco.json)
-run text text_modification --source "$WORK/heldout_text"
+run text text_modification --source "$WORK/heldout_text" --param max_edits=10 --param max_attempts=40
 run portrait portrait_beautification "${H[@]}"
 run motion motion_change --source "$WORK/heldout_video"
 run motion_ungated motion_change --source "$WORK/heldout_video" --param gates=false
@@ -88,9 +88,17 @@ run addition subject_addition --source "$WORK/rm_src" --param check_fill=false -
 run background background_change "${H[@]}" "${O[@]}"
 run background_ungated background_change "${H[@]}" "${O[@]}" --param max_holes=1.0 --param max_halo=1.0 \
   --param max_dropped=1.0 --param max_unseen_edge=1.0
-# subject_replacement.csv has no row (the gated task kept no pair on these photos): only the ungated run counts.
-run replacement_ungated subject_replacement "${H[@]}" "${O[@]}" --param max_unseen_edge=1.0 \
-  --param check_fill=false --param max_matte_halo=1.0 --param max_matte_dropped=1.0 --param max_fill_shown=1.0
+# subject_replacement: the six held-out photos with an object of a replacement kind (bench/labels/README.md).
+if [[ ! -d "$WORK/rp_src" ]]; then
+  mkdir -p "$WORK/rp_src"
+  for f in apple.jpg fruits.jpg messi5.jpg orange.jpg smarties.png stuff.jpg; do
+    cp "$WORK/heldout_photos/$f" "$WORK/rp_src/"
+  done
+fi
+run replacement subject_replacement --source "$WORK/rp_src" "${O[@]}"
+run replacement_ungated subject_replacement --source "$WORK/rp_src" "${O[@]}" --param max_unseen_edge=1.0 \
+  --param check_fill=false --param max_matte_halo=1.0 --param max_matte_dropped=1.0 --param max_fill_shown=1.0 \
+  --param min_plausibility=1
 
 if [[ -n "${NO_JUDGE:-}" ]]; then exit 0; fi
 
@@ -100,7 +108,8 @@ SETS=(text=text_modification portrait=portrait_beautification motion=motion_chan
   material=material_modification material_ungated=material_modification_ungated style=style_transfer
   style_ungated=style_transfer_ungated tone=tone_transformation tone_ungated=tone_transformation_ungated
   removal=subject_removal addition=subject_addition background=background_change
-  background_ungated=background_change_ungated replacement_ungated=subject_replacement_ungated)
+  background_ungated=background_change_ungated replacement=subject_replacement
+  replacement_ungated=subject_replacement_ungated)
 ARGS=()
 for pair in "${SETS[@]}"; do
   name=${pair%%=*} labels=$L/${pair#*=}.csv

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 
 import cv2
 import numpy as np
@@ -37,6 +38,10 @@ def walks_named(text: str) -> tuple[str, ...]:
 LARGE_PERSON = 0.03  # of the picture: a person this large is segmented on the whole picture
 
 
+# The filter judges in threads, and a MediaPipe task is not thread-safe: one segmenter, one call at a time.
+_SEGMENTING = threading.Lock()
+
+
 @functools.cache
 def _segmenter():  # noqa: ANN202 - a MediaPipe task, made once per process (its model loads in ~50 ms)
     from annotators.mediapipe_models import PersonSegmenter, close_before_exit
@@ -44,6 +49,11 @@ def _segmenter():  # noqa: ANN202 - a MediaPipe task, made once per process (its
     segmenter = PersonSegmenter()
     close_before_exit(segmenter)
     return segmenter
+
+
+def _segment(image: np.ndarray) -> np.ndarray:
+    with _SEGMENTING:
+        return _segmenter()(image)
 
 
 def _crop(region: np.ndarray, grow: float = 1.6) -> tuple[int, int, int, int]:
@@ -65,7 +75,7 @@ def _person(image: np.ndarray, crop: tuple[int, int, int, int], region: np.ndarr
     """The person mask in the crop that overlaps the changed region most (others there did not move)."""
     x0, y0, x1, y1 = crop
     mask = np.zeros(image.shape[:2], bool)
-    mask[y0:y1, x0:x1] = _segmenter()(np.ascontiguousarray(image[y0:y1, x0:x1])) > 0.5
+    mask[y0:y1, x0:x1] = _segment(np.ascontiguousarray(image[y0:y1, x0:x1])) > 0.5
     return _owner(mask, region)
 
 
@@ -109,7 +119,7 @@ def motion_measures(source: np.ndarray, target: np.ndarray, region: np.ndarray) 
     # picture, as a crop round the arm would show the model only a fragment of them; smaller ones on a crop.
     height, width = region.shape
     crop = (0, 0, width, height)
-    first, second = (_owner(_segmenter()(image) > 0.5, region) for image in (source, target))
+    first, second = (_owner(_segment(image) > 0.5, region) for image in (source, target))
     large = min(first.sum(), second.sum()) >= LARGE_PERSON * region.size
     if not (large and float((region & (first | second)).sum()) >= 0.5 * area):
         crop = _crop(region)
@@ -119,6 +129,7 @@ def motion_measures(source: np.ndarray, target: np.ndarray, region: np.ndarray) 
         return {"person_found": 0.0, "size_ratio": float(min(first.sum(), second.sum()) / max(area, 1.0))}
     x0, y0, x1, y1 = crop
     grey = [cv2.cvtColor(np.ascontiguousarray(i[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY) for i in (source, target)]
+
     def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         field = np.zeros((*region.shape, 2), np.float32)
         field[y0:y1, x0:x1] = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
