@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
@@ -15,6 +16,19 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 PHOTOS = REPO / "examples" / "photos"
 PLUGINS = Path(__file__).parent / "plugins"
+CLIP = REPO / "examples" / "video" / "vtest_walkers.mp4"
+
+
+def clip_frames(indices: tuple[int, ...]) -> list[np.ndarray]:
+    """Frames of the example clip (walkers from opencv-doc's vtest.avi), by index."""
+    wanted, frames = set(indices), {}
+    with av.open(str(CLIP)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in wanted:
+                frames[index] = frame.to_ndarray(format="rgb24")
+            if len(frames) == len(wanted):
+                break
+    return [frames[i] for i in indices]
 
 
 def photo(name: str = "coffee.png") -> Image.Image:

@@ -4,9 +4,9 @@ replacements, background changes and style conversions the same in English and C
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -21,20 +21,11 @@ from tasks import motion_change
 from tasks.records import Candidate, SourceSample
 from tasks.tools import Tools
 
-CLIP = Path(__file__).resolve().parents[2] / "examples" / "video" / "vtest_walkers.mp4"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))  # engine_inputs: the example clip
+from engine_inputs import clip_frames  # noqa: E402
+
 LEFT = {"en": "Make the person walk to the left.", "zh": "让人物向左走。"}
 RIGHT = {"en": "Make the person walk to the right.", "zh": "让人物向右走。"}
-
-
-def frames(*indices: int) -> list[np.ndarray]:
-    wanted, found = set(indices), {}
-    with av.open(str(CLIP)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index in wanted:
-                found[index] = frame.to_ndarray(format="rgb24")
-            if len(found) == len(wanted):
-                break
-    return [found[i] for i in indices]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +39,7 @@ def pairs() -> dict[tuple[int, int, int], Candidate]:
     tools = Tools(flow=DISFlow(), persons=MediaPipePersons(), pose=MediaPipePose(), faces=MediaPipeFaces())
     out = {}
     for first_index, second_index in ((5, 15), (10, 30)):
-        first, second = frames(first_index, second_index)
+        first, second = clip_frames((first_index, second_index))
         source = SourceSample(uri="clip#frames=a,b", sha256="pair", image=first)
         source.partners = [SourceSample(uri="clip#b", sha256="pair", image=second)]
         result = motion_change.make_pairs(source, motion_change.Params(gates=False), tools, seed=1)
@@ -75,7 +66,7 @@ def test_a_person_who_vanished_or_was_swapped_scores_low(judge: HeuristicJudge, 
     gone = cv2.inpaint(walker.source, walker.mask.astype(np.uint8), 5, cv2.INPAINT_TELEA)
     assert judge.judge(walker.source, gone, RIGHT).o <= 2
     # Frames 5 and 25: where a man in a dark jacket walked, a woman in a white coat walks 2 s later.
-    first, later = frames(5, 25)
+    first, later = clip_frames((5, 25))
     swapped = first.copy()
     swapped[150:320, 640:780] = later[150:320, 640:780]
     result = judge.judge(first, swapped, LEFT)

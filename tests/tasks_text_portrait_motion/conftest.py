@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -15,25 +14,12 @@ sys.path.insert(0, str(REPO / "tests" / "engine"))  # engine_inputs: the CLI run
 
 PHOTOS = REPO / "examples" / "photos"
 TEXT_PHOTO = REPO / "examples" / "text_modification" / "cookie_box.png"
-CLIP = REPO / "examples" / "video" / "vtest_walkers.mp4"
 
 
 def rgb(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert image is not None, path
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def clip_frames(indices: tuple[int, ...]) -> list[np.ndarray]:
-    """Frames of the example clip, by index."""
-    wanted, frames = set(indices), {}
-    with av.open(str(CLIP)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index in wanted:
-                frames[index] = frame.to_ndarray(format="rgb24")
-            if len(frames) == len(wanted):
-                break
-    return [frames[i] for i in indices]
 
 
 @pytest.fixture(scope="session")

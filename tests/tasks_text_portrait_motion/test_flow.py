@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import PHOTOS, clip_frames, rgb
+from conftest import PHOTOS, rgb
+from engine_inputs import clip_frames
 
 from annotators.registry import PluginUnavailable
 from tasks.motion_change import camera_motion

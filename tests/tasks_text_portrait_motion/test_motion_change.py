@@ -11,7 +11,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import clip_frames, engine_items
+from conftest import engine_items
+from engine_inputs import clip_frames
 from PIL import Image
 
 from tasks import motion_change, motion_gates, motion_words
