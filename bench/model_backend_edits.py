@@ -58,11 +58,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from random_models import florence_parts, flux_fill, sam2_parts  # noqa: E402
+
 from annotators.grounding_models import Florence2Grounding  # noqa: E402
 from annotators.inpaint_models import DiffusionInpainter, FluxFill  # noqa: E402
 from annotators.objects_models import Box, Florence2, FlorenceSam2Objects, Sam2Boxes  # noqa: E402
 from annotators.pretrained import compiling, device, inference_dtype  # noqa: E402
 from annotators.registry import Resources  # noqa: E402
+from model.random_init import built_on  # noqa: E402
 from tasks.records import SourceSample  # noqa: E402
 from tasks.tools import Found  # noqa: E402
 
@@ -135,103 +138,11 @@ GROUNDING_PLUGIN = SimpleNamespace(
 # --- models with random weights, built where they run ---------------------------------------------------
 
 
-@contextlib.contextmanager
-def building_on(on: str, dtype: Any) -> Iterator[None]:
-    """Parameters created directly on the device in the inference dtype (no CPU init, no copy)."""
-    import torch
-
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(on):
-            yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
-def _byte_vocab(specials: list[str], size: int | None = None) -> dict[str, int]:
-    from tokenizers import pre_tokenizers
-
-    vocab = {token: i for i, token in enumerate(specials)}
-    for char in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        vocab.setdefault(char, len(vocab))
-    for i in range(len(vocab), size or 0):  # fillers up to the real vocabulary's size
-        vocab[f"<unused_{i}>"] = i
-    return vocab
-
-
 def build_florence(on: str, dtype: Any) -> Florence2:
-    """Florence-2-large (0.77 B): DaViT vision tower at 768 px, BART-large-sized encoder-decoder."""
-    from transformers import (
-        BartConfig,
-        CLIPImageProcessor,
-        Florence2Config,
-        Florence2ForConditionalGeneration,
-        Florence2Processor,
-        Florence2VisionConfig,
-        RobertaTokenizer,
-    )
+    from transformers import Florence2ForConditionalGeneration
 
-    image, vocab_size = (64, 1300) if TINY else (768, 51289)
-    tokenizer = RobertaTokenizer(
-        vocab=_byte_vocab(["<s>", "<pad>", "</s>", "<unk>"], vocab_size - 1001),
-        merges=[],
-        extra_special_tokens={"image_token": "<image>"},
-    )
-    tokenizer.add_tokens([f"<loc_{i}>" for i in range(1000)], special_tokens=True)
-    processor = Florence2Processor(
-        CLIPImageProcessor(
-            size={"height": image, "width": image},
-            do_center_crop=False,
-            image_seq_length=(image // 32) ** 2 + 1,
-        ),
-        tokenizer,
-        # Upstream's parse tasks that the plug-ins use: <OD>, region captions, open-vocabulary detection.
-        post_processor_config={
-            "description_with_bboxes": {},
-            "pure_text": {},
-            "description_with_bboxes_or_polygons": {},
-        },
-    )
-    if TINY:
-        vision = Florence2VisionConfig(
-            depths=[1, 1, 1, 1],
-            embed_dim=[8, 16, 32, 32],
-            num_heads=[1, 2, 4, 4],
-            num_groups=[1, 2, 4, 4],
-            window_size=2,
-            projection_dim=32,
-            max_position_embeddings=8,
-            max_temporal_embeddings=2,
-        )
-        text = {"d_model": 32, "layers": 1, "heads": 2, "ffn": 64}
-    else:
-        vision = Florence2VisionConfig(
-            depths=[1, 1, 9, 1],
-            embed_dim=[256, 512, 1024, 2048],
-            num_heads=[8, 16, 32, 64],
-            num_groups=[8, 16, 32, 64],
-            window_size=12,
-            projection_dim=1024,
-        )
-        text = {"d_model": 1024, "layers": 12, "heads": 16, "ffn": 4096}
-    bart = BartConfig(
-        vocab_size=len(tokenizer),
-        d_model=text["d_model"],
-        encoder_layers=text["layers"],
-        decoder_layers=text["layers"],
-        encoder_attention_heads=text["heads"],
-        decoder_attention_heads=text["heads"],
-        encoder_ffn_dim=text["ffn"],
-        decoder_ffn_dim=text["ffn"],
-        max_position_embeddings=1024,
-        bos_token_id=0,
-        pad_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=2,
-    )
-    config = Florence2Config(vision_config=vision, text_config=bart, image_token_id=tokenizer.image_token_id)
-    with building_on(on, dtype):
+    config, processor = florence_parts(TINY)
+    with built_on(on, dtype):
         model = Florence2ForConditionalGeneration(config).eval()
     return FixedLengthFlorence(model, processor, max_new_tokens=int(os.environ.get(OD_TOKENS_ENV, "64")))
 
@@ -246,185 +157,12 @@ class FixedLengthFlorence(Florence2):
 
 
 def build_sam2(on: str, dtype: Any) -> Sam2Boxes:
-    """SAM-2.1-hiera-large (224 M) at 1024 px, or a tiny one at 128."""
-    from transformers import (
-        Sam2Config,
-        Sam2HieraDetConfig,
-        Sam2ImageProcessor,
-        Sam2MaskDecoderConfig,
-        Sam2Model,
-        Sam2Processor,
-        Sam2PromptEncoderConfig,
-        Sam2VisionConfig,
-    )
+    from transformers import Sam2Config, Sam2Model, Sam2Processor
 
-    if TINY:
-        size = 128
-        backbone = Sam2HieraDetConfig(
-            hidden_size=8,
-            image_size=[size, size],
-            blocks_per_stage=[1, 2, 2, 1],
-            embed_dim_per_stage=[8, 16, 32, 64],
-            num_attention_heads_per_stage=[1, 1, 2, 2],
-            window_size_per_stage=[4, 4, 4, 2],
-            global_attention_blocks=[2, 4],
-            window_positional_embedding_background_size=[2, 2],
-        )
-        channels, hidden = [64, 32, 16, 8], 32
-    else:
-        size = 1024
-        backbone = Sam2HieraDetConfig(
-            hidden_size=144,
-            num_attention_heads=2,
-            blocks_per_stage=[2, 6, 36, 4],
-            embed_dim_per_stage=[144, 288, 576, 1152],
-            num_attention_heads_per_stage=[2, 4, 8, 16],
-            window_size_per_stage=[8, 4, 16, 8],
-            global_attention_blocks=[23, 33, 43],
-        )
-        channels, hidden = [1152, 576, 288, 144], 256
-    vision = Sam2VisionConfig(
-        backbone_config=backbone,
-        backbone_channel_list=channels,
-        backbone_feature_sizes=[[size // 4] * 2, [size // 8] * 2, [size // 16] * 2],
-        fpn_hidden_size=hidden,
-    )
-    config = Sam2Config(
-        vision_config=vision,
-        prompt_encoder_config=Sam2PromptEncoderConfig(hidden_size=hidden, image_size=size),
-        mask_decoder_config=Sam2MaskDecoderConfig(hidden_size=hidden, iou_head_hidden_dim=hidden),
-    )
-    with building_on(on, dtype):
-        model = Sam2Model(config).eval()
-    processor = Sam2Processor(
-        image_processor=Sam2ImageProcessor(
-            size={"height": size, "width": size}, mask_size={"height": size // 4, "width": size // 4}
-        ),
-        target_size=size,
-    )
-    return Sam2Boxes(model, processor)
-
-
-def build_flux_fill(on: str, dtype: Any) -> Any:
-    """FLUX.1-Fill-dev: the 11.9 B DiT (384 input channels), CLIP-L, T5-XXL encoder, the FLUX VAE."""
-    import string
-
-    from diffusers import (
-        AutoencoderKL,
-        FlowMatchEulerDiscreteScheduler,
-        FluxFillPipeline,
-        FluxTransformer2DModel,
-    )
-    from transformers import (
-        CLIPTextConfig,
-        CLIPTextModel,
-        CLIPTokenizer,
-        T5Config,
-        T5EncoderModel,
-        T5Tokenizer,
-    )
-
-    clip_vocab = _byte_vocab(["<|startoftext|>", "<|endoftext|>"])
-    clip_vocab.update({f"{char}</w>": len(clip_vocab) + i for i, char in enumerate(list(clip_vocab)[2:])})
-    clip_tokenizer = CLIPTokenizer(vocab=clip_vocab, merges=[], model_max_length=77)
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    pieces += [(char, -3.0) for char in string.ascii_letters + string.digits]
-    t5_tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0)
-    if TINY:
-        clip_size = {
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-        }
-        t5_size = {"d_model": 32, "d_kv": 8, "d_ff": 37, "num_layers": 2, "num_heads": 4}
-        vae_size = {
-            "block_out_channels": [8, 16],
-            "layers_per_block": 1,
-            "latent_channels": 4,
-            "norm_num_groups": 4,
-        }
-        dit = {
-            "in_channels": 48,
-            "out_channels": 16,
-            "num_layers": 1,
-            "num_single_layers": 1,
-            "attention_head_dim": 16,
-            "num_attention_heads": 2,
-            "joint_attention_dim": 32,
-            "pooled_projection_dim": 32,
-            "axes_dims_rope": [4, 6, 6],
-        }
-        sample_size = 64
-    else:
-        clip_size = {
-            "hidden_size": 768,
-            "intermediate_size": 3072,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-        }
-        t5_size = {
-            "d_model": 4096,
-            "d_kv": 64,
-            "d_ff": 10240,
-            "num_layers": 24,
-            "num_heads": 64,
-            "feed_forward_proj": "gated-gelu",
-        }
-        vae_size = {
-            "block_out_channels": [128, 256, 512, 512],
-            "layers_per_block": 2,
-            "latent_channels": 16,
-            "norm_num_groups": 32,
-        }
-        dit = {
-            "in_channels": 384,
-            "out_channels": 64,
-            "num_layers": 19,
-            "num_single_layers": 38,
-            "attention_head_dim": 128,
-            "num_attention_heads": 24,
-            "joint_attention_dim": 4096,
-            "pooled_projection_dim": 768,
-            "axes_dims_rope": [16, 56, 56],
-        }
-        sample_size = 1024
-    blocks = len(vae_size["block_out_channels"])
-    with building_on(on, dtype):
-        clip = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=49408,
-                projection_dim=clip_size["hidden_size"],
-                max_position_embeddings=77,
-                bos_token_id=0,
-                eos_token_id=1,
-                pad_token_id=1,
-                **clip_size,
-            )
-        )
-        t5 = T5EncoderModel(T5Config(vocab_size=32128, **t5_size))
-        vae = AutoencoderKL(
-            down_block_types=["DownEncoderBlock2D"] * blocks,
-            up_block_types=["UpDecoderBlock2D"] * blocks,
-            sample_size=sample_size,
-            scaling_factor=0.3611,
-            shift_factor=0.1159,
-            use_quant_conv=False,
-            use_post_quant_conv=False,
-            **vae_size,
-        )
-        transformer = FluxTransformer2DModel(patch_size=1, guidance_embeds=True, **dit)
-    pipe = FluxFillPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
-        vae=vae.eval(),
-        text_encoder=clip.eval(),
-        tokenizer=clip_tokenizer,
-        text_encoder_2=t5.eval(),
-        tokenizer_2=t5_tokenizer,
-        transformer=transformer.eval(),
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    configs, images = sam2_parts(TINY)
+    with built_on(on, dtype):
+        model = Sam2Model(Sam2Config(**configs)).eval()
+    return Sam2Boxes(model, Sam2Processor(image_processor=images, target_size=configs["image_size"]))
 
 
 # --- the bench plug-ins: the production classes with these models, timed --------------------------------
@@ -500,7 +238,7 @@ class RandomFluxFill(DiffusionInpainter):
     def __init__(self, models_dir: str | None = None) -> None:
         on = device()
         engine = FluxFill(
-            build_flux_fill(on, inference_dtype(on)),
+            flux_fill(on, inference_dtype(on), TINY),
             steps=int(os.environ.get(STEPS_ENV, "28")),
             compile_blocks=compiling(on),
         )

@@ -2,8 +2,8 @@
 
 The real transformers / diffusers classes (Florence2ForConditionalGeneration + Florence2Processor,
 Sam2VideoModel + Sam2VideoProcessor as facebook/sam2.1-* ship them, FluxFillPipeline, an SD inpainting
-pipeline) with tiny configurations, saved with save_pretrained. Tokenizers are built from the tokenizers
-library's byte alphabet: nothing is downloaded.
+pipeline), saved with save_pretrained. The configurations are the benchmark's tiny ones
+(bench/random_models.py), so the tests load what the benchmark's dry run times.
 
 Florence-2 is random except that it is first taught, in a few dozen optimiser steps, one answer to
 ``<OD>`` on one photo: with pure random weights it answers nothing parseable, and the tests need known
@@ -12,20 +12,23 @@ boxes and names (a vocabulary name and one that is not) to follow through the an
 
 from __future__ import annotations
 
-import string
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from tokenizers import pre_tokenizers
-
-FLORENCE_IMAGE = 64  # pixels; the vision tower's 4 stages downsample by 32
-FLORENCE_IMAGE_TOKENS = (FLORENCE_IMAGE // 32) ** 2 + 1  # the patch grid plus a pooled token
 
 
-def _byte_alphabet() -> list[str]:
-    return sorted(pre_tokenizers.ByteLevel.alphabet())
+def _random_models():
+    path = Path(__file__).resolve().parents[2] / "bench" / "random_models.py"
+    spec = importlib.util.spec_from_file_location("bench_random_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RANDOM_MODELS = _random_models()
 
 
 def florence_answer(named: list[tuple[str, tuple[int, int, int, int]]], width: int, height: int) -> str:
@@ -47,70 +50,15 @@ COFFEE_ANSWER = florence_answer(
 
 
 def florence_folder(path: Path, teach: tuple[Image.Image, str] | None = None, steps: int = 40) -> None:
-    from transformers import (
-        BartConfig,
-        CLIPImageProcessor,
-        Florence2Config,
-        Florence2ForConditionalGeneration,
-        Florence2Processor,
-        Florence2VisionConfig,
-        RobertaTokenizer,
-    )
+    from transformers import Florence2ForConditionalGeneration
 
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for char in _byte_alphabet():
-        vocab.setdefault(char, len(vocab))
-    tokenizer = RobertaTokenizer(vocab=vocab, merges=[], extra_special_tokens={"image_token": "<image>"})
-    tokenizer.add_tokens([f"<loc_{i}>" for i in range(1000)], special_tokens=True)
-    image_processor = CLIPImageProcessor(
-        size={"height": FLORENCE_IMAGE, "width": FLORENCE_IMAGE},
-        do_center_crop=False,
-        image_seq_length=FLORENCE_IMAGE_TOKENS,
-    )
-    # Upstream's parse tasks that the backends use: <OD>, captions, open-vocabulary detection.
-    parse = {
-        "description_with_bboxes": {},
-        "pure_text": {},
-        "bboxes": {},
-        "description_with_bboxes_or_polygons": {},
-    }
-    processor = Florence2Processor(image_processor, tokenizer, post_processor_config=parse)
-    vision = Florence2VisionConfig(
-        depths=[1, 1, 1, 1],
-        embed_dim=[8, 16, 32, 32],
-        num_heads=[1, 2, 4, 4],
-        num_groups=[1, 2, 4, 4],
-        window_size=2,
-        projection_dim=32,
-        drop_path_rate=0.0,
-        max_position_embeddings=8,
-        max_temporal_embeddings=2,
-    )
-    text = BartConfig(
-        vocab_size=len(tokenizer),
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=128,
-        bos_token_id=0,
-        pad_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=2,
-        forced_bos_token_id=0,
-        forced_eos_token_id=2,
-    )
+    config, processor = RANDOM_MODELS.florence_parts(tiny=True)
     torch.manual_seed(0)
-    model = Florence2ForConditionalGeneration(
-        Florence2Config(vision_config=vision, text_config=text, image_token_id=tokenizer.image_token_id)
-    )
+    model = Florence2ForConditionalGeneration(config)
     if teach is not None:
         image, answer = teach
         inputs = processor(text=["<OD>"], images=[image], return_tensors="pt")
-        labels = tokenizer([answer], return_tensors="pt")["input_ids"]
+        labels = processor.tokenizer([answer], return_tensors="pt")["input_ids"]
         optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
         model.train()
         for _ in range(steps):
@@ -124,86 +72,29 @@ def florence_folder(path: Path, teach: tuple[Image.Image, str] | None = None, st
 
 def sam2_folder(path: Path) -> None:
     """facebook/sam2.1-hiera-*'s layout: a Sam2VideoModel checkpoint and a Sam2VideoProcessor."""
-    from transformers import (
-        Sam2HieraDetConfig,
-        Sam2ImageProcessor,
-        Sam2MaskDecoderConfig,
-        Sam2PromptEncoderConfig,
-        Sam2VideoConfig,
-        Sam2VideoModel,
-        Sam2VideoProcessor,
-        Sam2VideoVideoProcessor,
-        Sam2VisionConfig,
-    )
+    from transformers import Sam2VideoConfig, Sam2VideoModel, Sam2VideoProcessor, Sam2VideoVideoProcessor
 
-    size = 128
-    backbone = Sam2HieraDetConfig(
-        hidden_size=8,
-        image_size=[size, size],
-        blocks_per_stage=[1, 2, 2, 1],
-        embed_dim_per_stage=[8, 16, 32, 64],
-        num_attention_heads_per_stage=[1, 1, 2, 2],
-        window_size_per_stage=[4, 4, 4, 2],
-        global_attention_blocks=[2, 4],
-        window_positional_embedding_background_size=[2, 2],
-    )
-    vision = Sam2VisionConfig(
-        backbone_config=backbone,
-        backbone_channel_list=[64, 32, 16, 8],
-        backbone_feature_sizes=[[size // 4] * 2, [size // 8] * 2, [size // 16] * 2],
-        fpn_hidden_size=32,
-    )
+    configs, images = RANDOM_MODELS.sam2_parts(tiny=True)
+    size = configs["image_size"]
     config = Sam2VideoConfig(
-        vision_config=vision,
-        prompt_encoder_config=Sam2PromptEncoderConfig(hidden_size=32, image_size=size, mask_input_channels=4),
-        mask_decoder_config=Sam2MaskDecoderConfig(
-            hidden_size=32, mlp_dim=64, num_hidden_layers=1, num_attention_heads=2, iou_head_hidden_dim=32
-        ),
+        **configs,
         memory_attention_hidden_size=32,
         memory_encoder_hidden_size=32,
         mask_downsampler_embed_dim=32,
         memory_fuser_embed_dim=32,
         memory_attention_num_layers=1,
         memory_attention_feed_forward_hidden_size=32,
-        image_size=size,
     )
     torch.manual_seed(0)
     Sam2VideoModel(config).eval().save_pretrained(path)
     Sam2VideoProcessor(
-        image_processor=Sam2ImageProcessor(
-            size={"height": size, "width": size}, mask_size={"height": size // 4, "width": size // 4}
-        ),
+        image_processor=images,
         video_processor=Sam2VideoVideoProcessor(size={"height": size, "width": size}),
         target_size=size,
     ).save_pretrained(path)
 
 
-def _clip_parts(hidden: int = 32) -> tuple:
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in _byte_alphabet():
-        vocab.setdefault(char, len(vocab))
-        vocab.setdefault(char + "</w>", len(vocab))
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
-    encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=hidden,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            projection_dim=hidden,
-            max_position_embeddings=77,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-        )
-    )
-    return tokenizer, encoder
-
-
-def _tiny_vae(**extra: object):
+def _tiny_vae():
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
@@ -215,53 +106,13 @@ def _tiny_vae(**extra: object):
         layers_per_block=1,
         latent_channels=4,
         norm_num_groups=4,
-        **extra,
     )
 
 
 def flux_fill_folder(path: Path) -> None:
     """black-forest-labs/FLUX.1-Fill-dev's layout: FluxFillPipeline's seven components."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
-    from transformers import T5Config, T5EncoderModel, T5Tokenizer
-
     torch.manual_seed(0)
-    clip_tokenizer, clip = _clip_parts()
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    pieces += [(char, -3.0) for char in string.ascii_letters + string.digits]
-    t5_tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0)
-    t5 = T5EncoderModel(
-        T5Config(vocab_size=len(t5_tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4)
-    )
-    vae = _tiny_vae(
-        sample_size=64,  # the canvas the inpainter paints at (FLUX.1-Fill-dev's VAE says 1024)
-        shift_factor=0.1159,
-        scaling_factor=0.3611,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-    )
-    # Fill's input: packed noise latents (4 x 2x2) + packed masked-image latents (16) + the packed mask (16).
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=48,
-        out_channels=16,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=32,
-        pooled_projection_dim=32,
-        guidance_embeds=True,
-        axes_dims_rope=[4, 6, 6],
-    )
-    FluxFillPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        vae=vae,
-        text_encoder=clip,
-        tokenizer=clip_tokenizer,
-        text_encoder_2=t5,
-        tokenizer_2=t5_tokenizer,
-        transformer=transformer,
-    ).save_pretrained(path)
+    RANDOM_MODELS.flux_fill("cpu", torch.float32, tiny=True).save_pretrained(path)
 
 
 def sd_inpainting_folder(path: Path) -> None:
@@ -269,7 +120,7 @@ def sd_inpainting_folder(path: Path) -> None:
     from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
 
     torch.manual_seed(0)
-    tokenizer, encoder = _clip_parts()
+    tokenizer, encoder = RANDOM_MODELS.clip_text(tiny=True)
     unet = UNet2DConditionModel(
         block_out_channels=(16, 32),
         layers_per_block=1,
