@@ -148,12 +148,81 @@ def _normal(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def text_measures(target: np.ndarray, old: str, new: str) -> dict[str, float]:
-    """Read the target (RapidOCR, weights in its wheel): is the new text there, and the old text gone? Only
-    the target is read: detection over a photo is the judge's costliest step (seconds on a CPU)."""
-    read = _normal(" ".join(line.text for line in _reader()(target)))
+def _changed_box(source: np.ndarray, target: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1) of the pixels a text edit changed, at full size: a word is small."""
+    diff = cv2.absdiff(source, target).max(axis=2) > 40
+    diff = cv2.morphologyEx(diff.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    ys, xs = np.nonzero(diff)
+    if ys.size < 4:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _padded_crop(image: np.ndarray, box: tuple[int, int, int, int], margin_x: float) -> np.ndarray:
+    """The box grown by `margin_x` of its height sideways and a third of it up and down, then padded with the
+    picture's median border colour: the OCR detector misses words that touch the image edge."""
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    mx, my = int(round(margin_x * h)), int(round(h / 3))
+    crop = image[max(0, y0 - my) : y1 + my, max(0, x0 - mx) : x1 + mx]
+    edge = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+    pad = max(8, h)
+    return cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=np.median(edge, axis=0).tolist())
+
+
+def _stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width of binary ink: its area over the length of its skeleton."""
+    skeleton = cv2.ximgproc.thinning(ink.astype(np.uint8) * 255) > 0
+    return float(ink.sum() / max(int(skeleton.sum()), 1))
+
+
+def word_style(image: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
+    """How the word in `box` is drawn against the other words on its line (the box's rows, eight of its
+    heights either side), read 4x enlarged: log ratios of the stroke width (a bolder or blurred word has
+    wider strokes once binarised) and of the ink contrast (a darker or fainter word). Empty when the line
+    has too little other ink to compare with."""
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    lo = max(0, x0 - 8 * h)
+    band = cv2.cvtColor(image[y0:y1, lo : x1 + 8 * h], cv2.COLOR_RGB2GRAY)
+    band = cv2.resize(band, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    _, dark = cv2.threshold(band, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    ink = dark.astype(bool) if dark.mean() < 0.5 else ~dark.astype(bool)
+    left, right = 4 * (x0 - lo), 4 * (x1 - lo)
+    inside = np.zeros_like(ink)
+    inside[:, left:right] = True
+    word, rest = ink & inside, ink & ~inside
+    if word.sum() < 32 or rest.sum() < 0.5 * word.sum():
+        return {}
+    grey = band.astype(np.float32)
+    paper = float(np.median(grey[~ink]))
+
+    def contrast(where: np.ndarray) -> float:
+        return abs(float(np.median(grey[ink & where])) - paper) + 5
+
+    return {
+        "stroke": float(np.log(_stroke_width(word) / _stroke_width(rest))),
+        "contrast": float(np.log(contrast(inside) / contrast(~inside))),
+    }
+
+
+def text_measures(source: np.ndarray, target: np.ndarray, old: str, new: str) -> dict[str, float]:
+    """Read the changed word in the target (RapidOCR, weights in its wheel): is the new text there, and the
+    old text gone from that place (the whole page may hold the old word elsewhere)? And is the word drawn
+    like its line in both pictures (a pair whose source or target shows a pasted-in word, bolder, fainter,
+    blurred or jammed against the next word, is no text edit a person would make)? Detection runs on a crop
+    around the changed pixels: the whole page would cost seconds on a CPU."""
+    box = _changed_box(source, target)
+    if box is None:
+        return {"new_text_read": 0.0, "old_text_gone": 0.0, "style_off": 0.0}
     old_n, new_n = _normal(old), _normal(new)
+    read = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 1.0))))
+    tight = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 0.3))))
+    styles = [word_style(image, box) for image in (source, target)]
     return {
         "new_text_read": float(bool(new_n) and new_n in read),
-        "old_text_gone": float(not old_n or old_n not in read or old_n in new_n),
+        "old_text_gone": float(not old_n or old_n not in tight or old_n in new_n),
+        # The word least like its line, in either picture: an inverse pair shows the same two pictures.
+        "word_stroke_off": max(abs(style.get("stroke", 0.0)) for style in styles),
+        "word_contrast_off": max(abs(style.get("contrast", 0.0)) for style in styles),
     }

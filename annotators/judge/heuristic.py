@@ -172,7 +172,7 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
     if intent is not None and intent.kind == "motion" and pair.region.any():
         m.update(motion_measures(pair.source, pair.target, pair.region))
     if intent is not None and intent.kind == "text" and intent.texts is not None:
-        m.update(text_measures(target, *intent.texts))  # full size: small print must stay readable
+        m.update(text_measures(source, target, *intent.texts))  # full size: small print must stay readable
     return m
 
 
@@ -405,9 +405,10 @@ def _motion_success(intent: Intent, m: dict[str, float]) -> float:
 
 
 def _text_success(intent: Intent, m: dict[str, float]) -> float:
-    """Text changed in small regions; where the instruction quotes the old and the new text, OCR reads the
-    new text in the target and no longer the old one."""
-    success = min(ramp(m["changed_frac"], 0.0002, 0.002), 10 - ramp(m["changed_frac"], 0.15, 0.3))
+    """Text changed in small regions (one short word is a twentieth of a percent of a page); where the
+    instruction quotes the old and the new text, OCR reads the new text where the target changed and no
+    longer the old one there."""
+    success = min(ramp(m["changed_frac"], 0.00005, 0.0005), 10 - ramp(m["changed_frac"], 0.15, 0.3))
     if intent.texts is not None:
         read = m["new_text_read"] and m["old_text_gone"]
         success = min(success, 10.0 if read else 3.0)
@@ -453,6 +454,10 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
         no_artifacts = ramp(m["sharpness_ratio"], 0.005, 0.03) if intent.to_photo else ramp(
             m["sharpness_ratio"], 0.03, 0.1
         )
+    elif intent.kind == "text" and "word_stroke_off" in m:
+        # A pasted-in word: bolder, blurred (both widen its strokes) or darker than the words on its line.
+        pasted = max(m["word_stroke_off"], 0.5 * m["word_contrast_off"])
+        no_artifacts = min(no_artifacts, 10 - ramp(pasted, 0.1, 0.6))
     elif blur_asked:  # a blurred background is what was asked: only added noise is a flaw
         no_artifacts = 10 - ramp(m["noise_ratio"], 1.8, 4.0)
     if intent.kind in ("remove", "add"):
