@@ -45,6 +45,34 @@ def colour_measures(
     return measures
 
 
+def _palette(lab: np.ndarray, k: int = 8) -> np.ndarray:
+    """k Lab colours that sum up a set of pixels (k-means of a fixed sample of at most 4000)."""
+    sample = lab[np.random.default_rng(0).permutation(len(lab))[:4000]].astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
+    _, _, centres = cv2.kmeans(sample, min(k, len(sample)), None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    return centres
+
+
+def old_colour_rim(lab_source: np.ndarray, lab_target: np.ndarray, region: np.ndarray) -> float:
+    """Share of the unchanged band along the edited region's outline (3 pixels wide, in the target) whose
+    colour is one the region had before and not one of the unchanged side, nor the region's new colour: a
+    matte halo of the old background around a kept subject, the old object's rim around its replacement,
+    the part of a surface a recolouring left in the old colour."""
+    kept = ~region
+    band = kept & (cv2.dilate(region.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
+    inner = cv2.erode(kept.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    if band.sum() < 20 or inner.sum() < 50 or region.sum() < 50:
+        return 0.0
+    pixels = lab_target[band]
+
+    def nearest(centres: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(pixels[:, None, :] - centres[None], axis=2).min(axis=1)
+
+    to_old, to_kept = nearest(_palette(lab_source[region])), nearest(_palette(lab_source[inner]))
+    to_new = np.linalg.norm(pixels - np.median(lab_target[region], axis=0), axis=1)
+    return float(((to_old < 0.5 * to_kept) & (to_old < 12) & (to_new > 15)).mean())
+
+
 def _cut_through(lab_source: np.ndarray, region: np.ndarray) -> float:
     """Share of the region's outline that runs where the source has no edge: a recolouring that stops in
     the middle of a surface (half an object, only its rim) and leaves the rest in the old colour."""
@@ -167,7 +195,9 @@ def _padded_crop(image: np.ndarray, box: tuple[int, int, int, int], margin_x: fl
     crop = image[max(0, y0 - my) : y1 + my, max(0, x0 - mx) : x1 + mx]
     edge = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
     pad = max(8, h)
-    return cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=np.median(edge, axis=0).tolist())
+    return cv2.copyMakeBorder(
+        crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=np.median(edge, axis=0).tolist()
+    )
 
 
 def _stroke_width(ink: np.ndarray) -> float:

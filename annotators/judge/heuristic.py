@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from annotators.judge.appearance import colour_measures, material_measures, style_measures, text_measures
+from annotators.judge.appearance import (
+    colour_measures,
+    material_measures,
+    old_colour_rim,
+    style_measures,
+    text_measures,
+)
 from annotators.judge.intent import Intent, read_instruction
 from annotators.judge.motion import motion_measures
 from annotators.judge.result import JudgeResult
@@ -164,7 +170,8 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
     # How the region sits among its surroundings is the costly part (most of a judgement's time), and only a
     # removal or an addition is scored on it.
     fill = intent is None or intent.kind in ("remove", "add")
-    m.update(_local_measures(pair, intent.colour if intent else None, fill))
+    rim = intent is not None and intent.kind in ("background", "replace")
+    m.update(_local_measures(pair, intent.colour if intent else None, fill, rim))
     if intent is not None and intent.kind == "material" and m["localised"]:
         m.update(material_measures(g_src, g_tgt, _main_region(pair.region)))
     if intent is not None and intent.kind == "style":
@@ -198,9 +205,12 @@ def _main_region(region: np.ndarray) -> np.ndarray:
     return np.isin(labels, 1 + np.flatnonzero(areas >= 0.1 * areas.max()))
 
 
-def _local_measures(pair: Pair, colour_key: str | None, fill: bool = True) -> dict[str, float]:
-    """The edited region's extent, what lies outside it, and how it sits in its surroundings. A recoloured
-    or re-textured object may fill most of a close-up: regions up to 90 % of the photo are measured."""
+def _local_measures(
+    pair: Pair, colour_key: str | None, fill: bool = True, rim: bool = False
+) -> dict[str, float]:
+    """The edited region's extent, what lies outside it, and how it sits in its surroundings (with `rim`,
+    the old colours left along its outline). A recoloured or re-textured object may fill most of a close-up:
+    regions up to 90 % of the photo are measured."""
     region = pair.region
     if region.mean() < 0.0005 or region.mean() > 0.9:
         return {"localised": 0.0}
@@ -231,6 +241,8 @@ def _local_measures(pair: Pair, colour_key: str | None, fill: bool = True) -> di
         lightness_correlation=_correlation(pair.lab_source[..., 0][main], pair.lab_target[..., 0][main]),
         region_sharpness=_region_sharpness(pair, main),
     )
+    if rim:
+        measures["old_rim"] = old_colour_rim(pair.lab_source, pair.lab_target, main)
     measures.update(colour_measures(pair.lab_source, pair.lab_target, main, colour_key))
     return measures
 
@@ -319,6 +331,11 @@ def _local_success(intent: Intent, m: dict[str, float]) -> float:
         return min(_extent(m, 0.7), focus, _material_success(m))
     elif intent.kind == "portrait":  # retouching is subtle: a small, faint change on the person
         return min(_extent(m, 0.3), focus, ramp(m["region_delta"], 3, 10))
+    elif intent.kind == "replace":
+        # The new object takes the old one's place, which may fill a close-up; an outline that runs where
+        # the source has no edge is a new object much larger than the old one (or not in its place).
+        change = min(ramp(m["region_delta"], 6, 20), 10 - ramp(m["left_behind"], 0.15, 0.45))
+        return min(_extent(m, 0.8), focus, change)
     else:
         change = ramp(m["region_delta"], 6, 20)
     return min(_extent(m, 0.45), focus, change)
@@ -451,13 +468,19 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
         # Strokes, hatching and paper grain are the style, and a photo made from a sketch is softer than the
         # sketch: only a target that lost nearly all its detail (a blur) or its range is flawed.
         naturalness = ramp(m["target_std"], 4, 20)
-        no_artifacts = ramp(m["sharpness_ratio"], 0.005, 0.03) if intent.to_photo else ramp(
-            m["sharpness_ratio"], 0.03, 0.1
+        no_artifacts = (
+            ramp(m["sharpness_ratio"], 0.005, 0.03)
+            if intent.to_photo
+            else ramp(m["sharpness_ratio"], 0.03, 0.1)
         )
     elif intent.kind == "text" and "word_stroke_off" in m:
         # A pasted-in word: bolder, blurred (both widen its strokes) or darker than the words on its line.
         pasted = max(m["word_stroke_off"], 0.5 * m["word_contrast_off"])
         no_artifacts = min(no_artifacts, 10 - ramp(pasted, 0.1, 0.6))
+    elif intent.kind in ("background", "replace") and "old_rim" in m:
+        # A band of the old background around the kept subject (matte halo), or of the old object around
+        # its replacement: a few percent of the outline is visible.
+        no_artifacts = min(no_artifacts, 10 - ramp(m["old_rim"], 0.03, 0.12))
     elif blur_asked:  # a blurred background is what was asked: only added noise is a flaw
         no_artifacts = 10 - ramp(m["noise_ratio"], 1.8, 4.0)
     if intent.kind in ("remove", "add"):
