@@ -202,8 +202,20 @@ def _padded_crop(image: np.ndarray, box: tuple[int, int, int, int], margin_x: fl
 
 def _stroke_width(ink: np.ndarray) -> float:
     """Mean stroke width of binary ink: its area over the length of its skeleton."""
+    if not ink.any():
+        return 0.0
     skeleton = cv2.ximgproc.thinning(ink.astype(np.uint8) * 255) > 0
     return float(ink.sum() / max(int(skeleton.sum()), 1))
+
+
+def _enlarged(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The box's grey pixels 4x enlarged (strokes of small print are a pixel or two wide) and their ink
+    (Otsu; the ink is the minority class, dark or light)."""
+    x0, y0, x1, y1 = box
+    grey = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+    grey = cv2.resize(grey, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    _, dark = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    return grey, dark.astype(bool) if dark.mean() < 0.5 else ~dark.astype(bool)
 
 
 def word_style(image: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
@@ -214,10 +226,7 @@ def word_style(image: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, f
     x0, y0, x1, y1 = box
     h = y1 - y0
     lo = max(0, x0 - 8 * h)
-    band = cv2.cvtColor(image[y0:y1, lo : x1 + 8 * h], cv2.COLOR_RGB2GRAY)
-    band = cv2.resize(band, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
-    _, dark = cv2.threshold(band, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    ink = dark.astype(bool) if dark.mean() < 0.5 else ~dark.astype(bool)
+    band, ink = _enlarged(image, (lo, y0, x1 + 8 * h, y1))
     left, right = 4 * (x0 - lo), 4 * (x1 - lo)
     inside = np.zeros_like(ink)
     inside[:, left:right] = True
@@ -249,6 +258,11 @@ def text_measures(source: np.ndarray, target: np.ndarray, old: str, new: str) ->
     read = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 1.0))))
     tight = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 0.3))))
     styles = [word_style(image, box) for image in (source, target)]
+    if old.isascii() == new.isascii():
+        # Words of one script should be drawn in one weight: the old word is in the page's own type, which
+        # also holds where the line has no other words beside it (a tilted line, a word alone).
+        old_width, new_width = (_stroke_width(_enlarged(image, box)[1]) for image in (source, target))
+        styles.append({"stroke": float(np.log((new_width + 0.1) / (old_width + 0.1)))})
     return {
         "new_text_read": float(bool(new_n) and new_n in read),
         "old_text_gone": float(not old_n or old_n not in tight or old_n in new_n),

@@ -164,8 +164,8 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
     # Time of day and weather ask for a scene with a sky (the clean photo is the source of an "add rain" pair
     # and the target of a "remove the rain" one).
     m["outdoor_scene"] = float(is_outdoor_scene(pair.source) or is_outdoor_scene(pair.target))
-    if intent is not None and intent.kind == "background" and pair.region.any():
-        # A new background brings its own grain: added noise is looked for on what was kept.
+    if intent is not None and intent.kind in ("background", "material") and pair.region.any():
+        # A new background or material brings its own grain: added noise is looked for on what was kept.
         m["noise_ratio"] = _noise_ratio(g_src, g_tgt, smooth & ~pair.region)
     # How the region sits among its surroundings is the costly part (most of a judgement's time), and only a
     # removal or an addition is scored on it.
