@@ -304,7 +304,7 @@ def _colour_success(intent: Intent, m: dict[str, float]) -> float:
     whole = 10 - ramp(m["left_behind"], 0.1, 0.3)
     if not m.get("colour_asked"):
         return min(change, whole)
-    named = min(10 - ramp(m["colour_error"], 12, 30), 10 - ramp(m["hue_error"], 25, 60))
+    named = min(10 - ramp(m["colour_error"], 5, 30), 10 - ramp(m["hue_error"], 25, 60))
     return min(change, whole, named)
 
 
