@@ -481,6 +481,9 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
         # A band of the old background around the kept subject (matte halo), or of the old object around
         # its replacement: a few percent of the outline is visible.
         no_artifacts = min(no_artifacts, 10 - ramp(m["old_rim"], 0.03, 0.12))
+    elif intent.kind == "tone" and any(intent.tone.get(weather) == 1 for weather in ("rain", "snow")):
+        # Streaks and flakes are fine bright detail where the photo was flat: the edit, not added noise.
+        no_artifacts = ramp(m["sharpness_ratio"], 0.05, 0.45)
     elif blur_asked:  # a blurred background is what was asked: only added noise is a flaw
         no_artifacts = 10 - ramp(m["noise_ratio"], 1.8, 4.0)
     if intent.kind in ("remove", "add"):
