@@ -95,10 +95,17 @@ def _bounded(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def _clipped(rgb: np.ndarray) -> float:
+def _clipped(rgb: np.ndarray) -> np.ndarray:
     low = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
     high = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
-    return float(((low >= 250) | (high <= 5)).mean())
+    return (low >= 250) | (high <= 5)
+
+
+def _detail_clipped(source: np.ndarray, target: np.ndarray, g_source: np.ndarray) -> float:
+    """Share of the picture blown out or crushed in the target, less that in the source, counting only where
+    the source shows detail: a white backdrop that stays (or becomes again) white has nothing to lose."""
+    detail = cv2.GaussianBlur(_fine(g_source), (0, 0), 2.0) >= 1.5
+    return float((_clipped(target) & detail).mean() - (_clipped(source) & detail).mean())
 
 
 def _dark_channel(rgb: np.ndarray) -> float:
@@ -155,7 +162,7 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
         "d_contrast": float(l_tgt.std() - l_src.std()),
         "sparse_light": float(np.mean(added > 12) - np.mean(added < -12)),
         "target_std": float(g_tgt.std()),
-        "clipped_excess": _clipped(pair.target) - _clipped(pair.source),
+        "clipped_excess": _detail_clipped(pair.source, pair.target, g_src),
         "sharpness_ratio": _sharpness(g_tgt) / src_sharp if src_sharp > 0 else 1.0,
         "noise_ratio": _noise_ratio(g_src, g_tgt, smooth),
         "chroma_source": float(chroma_src.mean()),
@@ -502,7 +509,7 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
 
 class HeuristicJudge:
     # Compared by the filter before reusing a manifest's scores: bump with any change to measure() or score().
-    name = "heuristic-v4"
+    name = "heuristic-v5"
 
     def judge(self, source: np.ndarray, target: np.ndarray, instruction: dict[str, str]) -> JudgeResult:
         intent = read_instruction(instruction)
