@@ -45,12 +45,16 @@ def colour_measures(
     return measures
 
 
-def _palette(lab: np.ndarray, k: int = 8) -> np.ndarray:
-    """k Lab colours that sum up a set of pixels (k-means of a fixed sample of at most 4000)."""
-    sample = lab[np.random.default_rng(0).permutation(len(lab))[:4000]].astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
-    _, _, centres = cv2.kmeans(sample, min(k, len(sample)), None, criteria, 2, cv2.KMEANS_PP_CENTERS)
-    return centres
+def _palette(lab: np.ndarray) -> np.ndarray:
+    """The Lab colours that sum up a set of pixels: the mean of each cell of a 10 x 16 x 16 grid (L, a, b)
+    holding at least 1 % of them (deterministic, unlike k-means with random seeds)."""
+    cells = np.floor(lab / (10.0, 16.0, 16.0)).astype(np.int32)
+    _, inverse, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    sums = np.zeros((len(counts), 3))
+    np.add.at(sums, inverse, lab)
+    kept = counts >= max(1, 0.01 * len(lab))
+    return (sums[kept] / counts[kept, None]).astype(np.float32)
 
 
 def old_colour_rim(lab_source: np.ndarray, lab_target: np.ndarray, region: np.ndarray) -> float:
