@@ -259,9 +259,12 @@ def text_measures(source: np.ndarray, target: np.ndarray, old: str, new: str) ->
     if box is None:
         return {"new_text_read": 0.0, "old_text_gone": 0.0, "style_off": 0.0}
     old_n, new_n = _normal(old), _normal(new)
-    read = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 1.0))))
+    read = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 3.0))))
     tight = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 0.3))))
-    styles = [word_style(image, box) for image in (source, target)]
+    # The line is compared with only where the OCR reads other text beside the word (a sign of one word over
+    # a photo has no line: the photo's texture is no print to match).
+    beside = len(read) > len(new_n) + 1
+    styles = [word_style(image, box) for image in (source, target)] if beside else []
     if old.isascii() == new.isascii():
         # Words of one script should be drawn in one weight: the old word is in the page's own type, which
         # also holds where the line has no other words beside it (a tilted line, a word alone).
@@ -271,6 +274,6 @@ def text_measures(source: np.ndarray, target: np.ndarray, old: str, new: str) ->
         "new_text_read": float(bool(new_n) and new_n in read),
         "old_text_gone": float(not old_n or old_n not in tight or old_n in new_n),
         # The word least like its line, in either picture: an inverse pair shows the same two pictures.
-        "word_stroke_off": max(abs(style.get("stroke", 0.0)) for style in styles),
-        "word_contrast_off": max(abs(style.get("contrast", 0.0)) for style in styles),
+        "word_stroke_off": max((abs(style.get("stroke", 0.0)) for style in styles), default=0.0),
+        "word_contrast_off": max((abs(style.get("contrast", 0.0)) for style in styles), default=0.0),
     }
