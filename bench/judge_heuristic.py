@@ -5,7 +5,9 @@
 Inputs are the real example photos with a warm grade (a global edit) and an inpainted box (a local edit),
 at their own size and upscaled to 1024x1024 (the judge's working size bound); and a motion pair from the
 example clip (a walker's region of a later frame pasted into the first, as motion_change makes it: the judge
-segments and tracks the person there).
+segments and tracks the person there); a text edit on the text task's example photo (the number "8.8" of
+"NET WT 8.8 OZ" mirrored, timed only: the judge reads a crop around the change with the OCR and compares the
+word with its line) and a background change of that photo's border (the old-colour rim is measured).
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ CLIP = REPO / "examples" / "video" / "vtest_walkers.mp4"
 WARMER = {"en": "Make the colour temperature warmer.", "zh": "把色温调暖。"}
 REMOVE = {"en": "Remove the object.", "zh": "移除这个物体。"}
 WALK = {"en": "Make the person walk to the right.", "zh": "让人物向右走。"}
+TEXT = {"en": 'Change the text "8.8" to "5.5".', "zh": "把文字“8.8”改为“5.5”。"}
+BACKDROP = {
+    "en": "Change the background to a plain navy blue studio backdrop.",
+    "zh": "把背景换成纯藏青色影棚背景。",
+}
+BOX = REPO / "examples" / "text_modification" / "cookie_box.png"
 
 
 def motion_pair() -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +92,19 @@ def main() -> None:
     motion = timed_ms(lambda: judge.judge(first, target, WALK), args.repeat)
     h, w = first.shape[:2]
     print(f"\nmotion pair (example clip, frames 5 and 15, {w}x{h}): {motion:.1f} ms")
+    box = np.asarray(Image.open(BOX).convert("RGB"))
+    word = box.copy()
+    word[599:616, 339:364] = word[599:616, 339:364][:, ::-1]
+    judge.judge(box, word, TEXT)  # loads the OCR once
+    text = timed_ms(lambda: judge.judge(box, word, TEXT), args.repeat)
+    backdrop = np.full_like(box, (30, 40, 90))
+    backdrop[40:-40, 40:-40] = box[40:-40, 40:-40]
+    background = timed_ms(lambda: judge.judge(box, backdrop, BACKDROP), args.repeat)
+    h, w = box.shape[:2]
+    print(
+        f"text edit (cookie_box.png, {w}x{h}): {text:.1f} ms; "
+        f"background change (same photo): {background:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

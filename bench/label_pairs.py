@@ -37,8 +37,17 @@ def main() -> None:
         for row in rows:
             why = next((text for prefix, text in rejects.items() if row["id"].startswith(prefix)), None)
             label = "reject" if why is not None else "accept"
-            writer.writerow([row["id"], row["task"], row["variant"], posixpath.basename(row["source_uri"]),
-                             label, why or "", 0 if why is not None else 10])
+            writer.writerow(
+                [
+                    row["id"],
+                    row["task"],
+                    row["variant"],
+                    posixpath.basename(row["source_uri"]),
+                    label,
+                    why or "",
+                    0 if why is not None else 10,
+                ]
+            )
     print(f"{len(rows)} pairs, {len(rejects)} rejected -> {args.out}")
 
 

@@ -45,6 +45,38 @@ def colour_measures(
     return measures
 
 
+def _palette(lab: np.ndarray) -> np.ndarray:
+    """The Lab colours that sum up a set of pixels: the mean of each cell of a 10 x 16 x 16 grid (L, a, b)
+    holding at least 1 % of them (deterministic, unlike k-means with random seeds)."""
+    cells = np.floor(lab / (10.0, 16.0, 16.0)).astype(np.int32)
+    _, inverse, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    sums = np.zeros((len(counts), 3))
+    np.add.at(sums, inverse, lab)
+    kept = counts >= max(1, 0.01 * len(lab))
+    return (sums[kept] / counts[kept, None]).astype(np.float32)
+
+
+def old_colour_rim(lab_source: np.ndarray, lab_target: np.ndarray, region: np.ndarray) -> float:
+    """Share of the unchanged band along the edited region's outline (3 pixels wide, in the target) whose
+    colour is one the region had before and not one of the unchanged side, nor the region's new colour: a
+    matte halo of the old background around a kept subject, the old object's rim around its replacement,
+    the part of a surface a recolouring left in the old colour."""
+    kept = ~region
+    band = kept & (cv2.dilate(region.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
+    inner = cv2.erode(kept.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    if band.sum() < 20 or inner.sum() < 50 or region.sum() < 50:
+        return 0.0
+    pixels = lab_target[band]
+
+    def nearest(centres: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(pixels[:, None, :] - centres[None], axis=2).min(axis=1)
+
+    to_old, to_kept = nearest(_palette(lab_source[region])), nearest(_palette(lab_source[inner]))
+    to_new = np.linalg.norm(pixels - np.median(lab_target[region], axis=0), axis=1)
+    return float(((to_old < 0.5 * to_kept) & (to_old < 12) & (to_new > 15)).mean())
+
+
 def _cut_through(lab_source: np.ndarray, region: np.ndarray) -> float:
     """Share of the region's outline that runs where the source has no edge: a recolouring that stops in
     the middle of a surface (half an object, only its rim) and leaves the rest in the old colour."""
@@ -148,12 +180,100 @@ def _normal(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def text_measures(target: np.ndarray, old: str, new: str) -> dict[str, float]:
-    """Read the target (RapidOCR, weights in its wheel): is the new text there, and the old text gone? Only
-    the target is read: detection over a photo is the judge's costliest step (seconds on a CPU)."""
-    read = _normal(" ".join(line.text for line in _reader()(target)))
+def _changed_box(source: np.ndarray, target: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1) of the pixels a text edit changed, at full size: a word is small."""
+    diff = cv2.absdiff(source, target).max(axis=2) > 40
+    diff = cv2.morphologyEx(diff.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    ys, xs = np.nonzero(diff)
+    if ys.size < 4:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _padded_crop(image: np.ndarray, box: tuple[int, int, int, int], margin_x: float) -> np.ndarray:
+    """The box grown by `margin_x` of its height sideways and a third of it up and down, then padded with the
+    picture's median border colour: the OCR detector misses words that touch the image edge."""
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    mx, my = int(round(margin_x * h)), int(round(h / 3))
+    crop = image[max(0, y0 - my) : y1 + my, max(0, x0 - mx) : x1 + mx]
+    edge = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+    pad = max(8, h)
+    return cv2.copyMakeBorder(
+        crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=np.median(edge, axis=0).tolist()
+    )
+
+
+def _stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width of binary ink: its area over the length of its skeleton."""
+    if not ink.any():
+        return 0.0
+    skeleton = cv2.ximgproc.thinning(ink.astype(np.uint8) * 255) > 0
+    return float(ink.sum() / max(int(skeleton.sum()), 1))
+
+
+def _enlarged(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The box's grey pixels 4x enlarged (strokes of small print are a pixel or two wide) and their ink
+    (Otsu; the ink is the minority class, dark or light)."""
+    x0, y0, x1, y1 = box
+    grey = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+    grey = cv2.resize(grey, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    _, dark = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    return grey, dark.astype(bool) if dark.mean() < 0.5 else ~dark.astype(bool)
+
+
+def word_style(image: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
+    """How the word in `box` is drawn against the other words on its line (the box's rows, eight of its
+    heights either side), read 4x enlarged: log ratios of the stroke width (a bolder or blurred word has
+    wider strokes once binarised) and of the ink contrast (a darker or fainter word). Empty when the line
+    has too little other ink to compare with."""
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    lo = max(0, x0 - 8 * h)
+    band, ink = _enlarged(image, (lo, y0, x1 + 8 * h, y1))
+    left, right = 4 * (x0 - lo), 4 * (x1 - lo)
+    inside = np.zeros_like(ink)
+    inside[:, left:right] = True
+    word, rest = ink & inside, ink & ~inside
+    if word.sum() < 32 or rest.sum() < 0.5 * word.sum():
+        return {}
+    grey = band.astype(np.float32)
+    paper = float(np.median(grey[~ink]))
+
+    def contrast(where: np.ndarray) -> float:
+        return abs(float(np.median(grey[ink & where])) - paper) + 5
+
+    return {
+        "stroke": float(np.log(_stroke_width(word) / _stroke_width(rest))),
+        "contrast": float(np.log(contrast(inside) / contrast(~inside))),
+    }
+
+
+def text_measures(source: np.ndarray, target: np.ndarray, old: str, new: str) -> dict[str, float]:
+    """Read the changed word in the target (RapidOCR, weights in its wheel): is the new text there, and the
+    old text gone from that place (the whole page may hold the old word elsewhere)? And is the word drawn
+    like its line in both pictures (a pair whose source or target shows a pasted-in word, bolder, fainter,
+    blurred or jammed against the next word, is no text edit a person would make)? Detection runs on a crop
+    around the changed pixels: the whole page would cost seconds on a CPU."""
+    box = _changed_box(source, target)
+    if box is None:
+        return {"new_text_read": 0.0, "old_text_gone": 0.0, "style_off": 0.0}
     old_n, new_n = _normal(old), _normal(new)
+    read = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 3.0))))
+    tight = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 0.3))))
+    # The line is compared with only where the OCR reads other text beside the word (a sign of one word over
+    # a photo has no line: the photo's texture is no print to match).
+    beside = len(read) > len(new_n) + 1
+    styles = [word_style(image, box) for image in (source, target)] if beside else []
+    if old.isascii() == new.isascii():
+        # Words of one script should be drawn in one weight: the old word is in the page's own type, which
+        # also holds where the line has no other words beside it (a tilted line, a word alone).
+        old_width, new_width = (_stroke_width(_enlarged(image, box)[1]) for image in (source, target))
+        styles.append({"stroke": float(np.log((new_width + 0.1) / (old_width + 0.1)))})
     return {
         "new_text_read": float(bool(new_n) and new_n in read),
-        "old_text_gone": float(not old_n or old_n not in read or old_n in new_n),
+        "old_text_gone": float(not old_n or old_n not in tight or old_n in new_n),
+        # The word least like its line, in either picture: an inverse pair shows the same two pictures.
+        "word_stroke_off": max((abs(style.get("stroke", 0.0)) for style in styles), default=0.0),
+        "word_contrast_off": max((abs(style.get("contrast", 0.0)) for style in styles), default=0.0),
     }

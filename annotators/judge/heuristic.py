@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from annotators.judge.appearance import colour_measures, material_measures, style_measures, text_measures
+from annotators.judge.appearance import (
+    colour_measures,
+    material_measures,
+    old_colour_rim,
+    style_measures,
+    text_measures,
+)
 from annotators.judge.intent import Intent, read_instruction
 from annotators.judge.motion import motion_measures
 from annotators.judge.result import JudgeResult
@@ -89,10 +95,17 @@ def _bounded(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def _clipped(rgb: np.ndarray) -> float:
+def _clipped(rgb: np.ndarray) -> np.ndarray:
     low = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
     high = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
-    return float(((low >= 250) | (high <= 5)).mean())
+    return (low >= 250) | (high <= 5)
+
+
+def _detail_clipped(source: np.ndarray, target: np.ndarray, g_source: np.ndarray) -> float:
+    """Share of the picture blown out or crushed in the target, less that in the source, counting only where
+    the source shows detail: a white backdrop that stays (or becomes again) white has nothing to lose."""
+    detail = cv2.GaussianBlur(_fine(g_source), (0, 0), 2.0) >= 1.5
+    return float((_clipped(target) & detail).mean() - (_clipped(source) & detail).mean())
 
 
 def _dark_channel(rgb: np.ndarray) -> float:
@@ -149,7 +162,7 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
         "d_contrast": float(l_tgt.std() - l_src.std()),
         "sparse_light": float(np.mean(added > 12) - np.mean(added < -12)),
         "target_std": float(g_tgt.std()),
-        "clipped_excess": _clipped(pair.target) - _clipped(pair.source),
+        "clipped_excess": _detail_clipped(pair.source, pair.target, g_src),
         "sharpness_ratio": _sharpness(g_tgt) / src_sharp if src_sharp > 0 else 1.0,
         "noise_ratio": _noise_ratio(g_src, g_tgt, smooth),
         "chroma_source": float(chroma_src.mean()),
@@ -158,13 +171,14 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
     # Time of day and weather ask for a scene with a sky (the clean photo is the source of an "add rain" pair
     # and the target of a "remove the rain" one).
     m["outdoor_scene"] = float(is_outdoor_scene(pair.source) or is_outdoor_scene(pair.target))
-    if intent is not None and intent.kind == "background" and pair.region.any():
-        # A new background brings its own grain: added noise is looked for on what was kept.
+    if intent is not None and intent.kind in ("background", "material") and pair.region.any():
+        # A new background or material brings its own grain: added noise is looked for on what was kept.
         m["noise_ratio"] = _noise_ratio(g_src, g_tgt, smooth & ~pair.region)
     # How the region sits among its surroundings is the costly part (most of a judgement's time), and only a
     # removal or an addition is scored on it.
     fill = intent is None or intent.kind in ("remove", "add")
-    m.update(_local_measures(pair, intent.colour if intent else None, fill))
+    rim = intent is not None and intent.kind in ("background", "replace")
+    m.update(_local_measures(pair, intent.colour if intent else None, fill, rim))
     if intent is not None and intent.kind == "material" and m["localised"]:
         m.update(material_measures(g_src, g_tgt, _main_region(pair.region)))
     if intent is not None and intent.kind == "style":
@@ -172,7 +186,7 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
     if intent is not None and intent.kind == "motion" and pair.region.any():
         m.update(motion_measures(pair.source, pair.target, pair.region))
     if intent is not None and intent.kind == "text" and intent.texts is not None:
-        m.update(text_measures(target, *intent.texts))  # full size: small print must stay readable
+        m.update(text_measures(source, target, *intent.texts))  # full size: small print must stay readable
     return m
 
 
@@ -198,9 +212,12 @@ def _main_region(region: np.ndarray) -> np.ndarray:
     return np.isin(labels, 1 + np.flatnonzero(areas >= 0.1 * areas.max()))
 
 
-def _local_measures(pair: Pair, colour_key: str | None, fill: bool = True) -> dict[str, float]:
-    """The edited region's extent, what lies outside it, and how it sits in its surroundings. A recoloured
-    or re-textured object may fill most of a close-up: regions up to 90 % of the photo are measured."""
+def _local_measures(
+    pair: Pair, colour_key: str | None, fill: bool = True, rim: bool = False
+) -> dict[str, float]:
+    """The edited region's extent, what lies outside it, and how it sits in its surroundings (with `rim`,
+    the old colours left along its outline). A recoloured or re-textured object may fill most of a close-up:
+    regions up to 90 % of the photo are measured."""
     region = pair.region
     if region.mean() < 0.0005 or region.mean() > 0.9:
         return {"localised": 0.0}
@@ -231,6 +248,8 @@ def _local_measures(pair: Pair, colour_key: str | None, fill: bool = True) -> di
         lightness_correlation=_correlation(pair.lab_source[..., 0][main], pair.lab_target[..., 0][main]),
         region_sharpness=_region_sharpness(pair, main),
     )
+    if rim:
+        measures["old_rim"] = old_colour_rim(pair.lab_source, pair.lab_target, main)
     measures.update(colour_measures(pair.lab_source, pair.lab_target, main, colour_key))
     return measures
 
@@ -292,7 +311,7 @@ def _colour_success(intent: Intent, m: dict[str, float]) -> float:
     whole = 10 - ramp(m["left_behind"], 0.1, 0.3)
     if not m.get("colour_asked"):
         return min(change, whole)
-    named = min(10 - ramp(m["colour_error"], 12, 30), 10 - ramp(m["hue_error"], 25, 60))
+    named = min(10 - ramp(m["colour_error"], 5, 30), 10 - ramp(m["hue_error"], 25, 60))
     return min(change, whole, named)
 
 
@@ -319,6 +338,11 @@ def _local_success(intent: Intent, m: dict[str, float]) -> float:
         return min(_extent(m, 0.7), focus, _material_success(m))
     elif intent.kind == "portrait":  # retouching is subtle: a small, faint change on the person
         return min(_extent(m, 0.3), focus, ramp(m["region_delta"], 3, 10))
+    elif intent.kind == "replace":
+        # The new object takes the old one's place, which may fill a close-up; an outline that runs where
+        # the source has no edge is a new object much larger than the old one (or not in its place).
+        change = min(ramp(m["region_delta"], 6, 20), 10 - ramp(m["left_behind"], 0.15, 0.45))
+        return min(_extent(m, 0.8), focus, change)
     else:
         change = ramp(m["region_delta"], 6, 20)
     return min(_extent(m, 0.45), focus, change)
@@ -405,9 +429,10 @@ def _motion_success(intent: Intent, m: dict[str, float]) -> float:
 
 
 def _text_success(intent: Intent, m: dict[str, float]) -> float:
-    """Text changed in small regions; where the instruction quotes the old and the new text, OCR reads the
-    new text in the target and no longer the old one."""
-    success = min(ramp(m["changed_frac"], 0.0002, 0.002), 10 - ramp(m["changed_frac"], 0.15, 0.3))
+    """Text changed in small regions (one short word is a twentieth of a percent of a page); where the
+    instruction quotes the old and the new text, OCR reads the new text where the target changed and no
+    longer the old one there."""
+    success = min(ramp(m["changed_frac"], 0.00005, 0.0005), 10 - ramp(m["changed_frac"], 0.15, 0.3))
     if intent.texts is not None:
         read = m["new_text_read"] and m["old_text_gone"]
         success = min(success, 10.0 if read else 3.0)
@@ -450,9 +475,22 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
         # Strokes, hatching and paper grain are the style, and a photo made from a sketch is softer than the
         # sketch: only a target that lost nearly all its detail (a blur) or its range is flawed.
         naturalness = ramp(m["target_std"], 4, 20)
-        no_artifacts = ramp(m["sharpness_ratio"], 0.005, 0.03) if intent.to_photo else ramp(
-            m["sharpness_ratio"], 0.03, 0.1
+        no_artifacts = (
+            ramp(m["sharpness_ratio"], 0.005, 0.03)
+            if intent.to_photo
+            else ramp(m["sharpness_ratio"], 0.03, 0.1)
         )
+    elif intent.kind == "text" and "word_stroke_off" in m:
+        # A pasted-in word: bolder, blurred (both widen its strokes) or darker than the words on its line.
+        pasted = max(m["word_stroke_off"], 0.5 * m["word_contrast_off"])
+        no_artifacts = min(no_artifacts, 10 - ramp(pasted, 0.1, 0.6))
+    elif intent.kind in ("background", "replace") and "old_rim" in m:
+        # A band of the old background around the kept subject (matte halo), or of the old object around
+        # its replacement: a few percent of the outline is visible.
+        no_artifacts = min(no_artifacts, 10 - ramp(m["old_rim"], 0.03, 0.12))
+    elif intent.kind == "tone" and any(intent.tone.get(weather) == 1 for weather in ("rain", "snow")):
+        # Streaks and flakes are fine bright detail where the photo was flat: the edit, not added noise.
+        no_artifacts = ramp(m["sharpness_ratio"], 0.05, 0.45)
     elif blur_asked:  # a blurred background is what was asked: only added noise is a flaw
         no_artifacts = 10 - ramp(m["noise_ratio"], 1.8, 4.0)
     if intent.kind in ("remove", "add"):
@@ -471,7 +509,7 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
 
 class HeuristicJudge:
     # Compared by the filter before reusing a manifest's scores: bump with any change to measure() or score().
-    name = "heuristic-v4"
+    name = "heuristic-v5"
 
     def judge(self, source: np.ndarray, target: np.ndarray, instruction: dict[str, str]) -> JudgeResult:
         intent = read_instruction(instruction)

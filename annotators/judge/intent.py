@@ -16,8 +16,12 @@ from annotators.judge.motion import walks_named
 # Global (tone) properties and the direction asked: +1 more / -1 less; time of day: "day", "dusk", "night".
 _TONE_EN: list[tuple[str, str, int | str]] = [
     # Not a bare "lighter": "remove the lighter" is an object.
-    (r"\b(brighten|brighter|lighten|(increase|raise) the exposure|overexpos)|"
-     r"\bmake [\w ]{0,20} lighter(?=[.,!]|$)", "brightness", 1),
+    (
+        r"\b(brighten|brighter|lighten|(increase|raise) the exposure|overexpos)|"
+        r"\bmake [\w ]{0,20} lighter(?=[.,!]|$)",
+        "brightness",
+        1,
+    ),
     (r"\b(darken|darker|dim|(decrease|lower) the exposure|underexpos)", "brightness", -1),
     (r"\b(warmer|warm up|more golden|golden tone|warm tone)", "warmth", 1),
     (r"\b(cooler|cool down|bluer|colder|cool tone)", "warmth", -1),
@@ -60,34 +64,58 @@ _LOOKS = (
 # Edit kinds other than tone, in the order they are tested (the first match wins).
 _KINDS_EN: list[tuple[str, str]] = [
     ("text", r"[\"“”].+[\"“”].*\b(with|to|into)\b.*[\"“”]|\btext\b|\bwords?\b|\bsign reads?"),
-    ("style", r"\b(sketch|drawing|painting|watercolou?r|cartoon|anime|pixel art|ink wash|engraving|"
-              r"comic|illustration|oil paint|mosaic|pop art|style of|realistic photo|photograph)\b"),
+    (
+        "style",
+        r"\b(sketch|drawing|painting|watercolou?r|cartoon|anime|pixel art|ink wash|engraving|"
+        r"comic|illustration|oil paint|mosaic|pop art|style of|realistic photo|photograph)\b",
+    ),
     # Blurring or sharpening the background behind a person is a portrait edit, not a new background.
-    ("portrait", r"\b(blur|blurred|sharp|sharpen|sharper|depth of field|bokeh)\b[^.]*\bbackground\b|"
-                 r"\bbackground\b[^.]*\b(blur|blurred|sharp|sharper)\b"),
-    ("background", r"\b(change|replace|swap|make|turn|set|put)\b[^.]*\b(background|backdrop)\b|"
-                   r"\b(background|backdrop)\b[^.]*\b(to|into|with)\b"),
+    (
+        "portrait",
+        r"\b(blur|blurred|sharp|sharpen|sharper|depth of field|bokeh)\b[^.]*\bbackground\b|"
+        r"\bbackground\b[^.]*\b(blur|blurred|sharp|sharper)\b",
+    ),
+    (
+        "background",
+        r"\b(change|replace|swap|make|turn|set|put)\b[^.]*\b(background|backdrop)\b|"
+        r"\b(background|backdrop)\b[^.]*\b(to|into|with)\b",
+    ),
     # A replacement names its objects by structure ("Replace the X with Y", "Put a Y where the X is", "Turn
     # the X into a Y"): read before colour and material, whose words may be the objects' names ("orange").
-    ("replace", r"^(replace|swap) the\b|\bput an? [\w ]+ where the [\w ]+ (is|was|stands|sits)\b|"
-                r"\binstead of\b|"
-                r"\b(turn|change) the [\w ]+ into an? (?![\w ]*\b(" + _LOOKS + r")\b)"),
-    ("material", r"\b(made of|material|wooden|wood|marble|metal|metallic|brushed|glass|golden|gold|stone|"
-                 r"ceramic|porcelain|fabric|cloth|leather|plastic)\b"),
-    ("colour", r"\bcolou?r\b|\b(red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|grey|gray|"
-               r"cyan|teal|navy|beige|magenta|turquoise|maroon|olive|lavender|silver|coral|burgundy)\b"),
+    (
+        "replace",
+        r"^(replace|swap) the\b|\bput an? [\w ]+ where the [\w ]+ (is|was|stands|sits)\b|"
+        r"\binstead of\b|"
+        r"\b(turn|change) the [\w ]+ into an? (?![\w ]*\b(" + _LOOKS + r")\b)",
+    ),
+    (
+        "material",
+        r"\b(made of|material|wooden|wood|marble|metal|metallic|brushed|glass|golden|gold|stone|"
+        r"ceramic|porcelain|fabric|cloth|leather|plastic)\b",
+    ),
+    (
+        "colour",
+        r"\bcolou?r\b|\b(red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|grey|gray|"
+        r"cyan|teal|navy|beige|magenta|turquoise|maroon|olive|lavender|silver|coral|burgundy)\b",
+    ),
     ("replace", r"\breplace\b|\bswap\b|\binstead of\b|\bturn the [\w ]+ into an? "),
     ("remove", r"\b(remove|delete|erase|take out|get rid of|eliminate)\b"),
     ("add", r"\b(add|put|place|insert)\b"),
     ("motion", r"\b(open|close|shut)\b[^.]*\b(eyes|mouth)\b|\b(tilt|turn)\b[^.]*\bhead\b"),
-    ("portrait", r"\b(skin|blemish|acne|wrinkle|slim|slimmer|thinner face|teeth|eyes|retouch|beautif|"
-                 r"complexion|makeup|face)\b"),
+    (
+        "portrait",
+        r"\b(skin|blemish|acne|wrinkle|slim|slimmer|thinner face|teeth|eyes|retouch|beautif|"
+        r"complexion|makeup|face)\b",
+    ),
     ("motion", r"\b(raise|lift|lower|turn|wave|move|walk|step|bend|pose|arm|hand|head|leg|sit|stand)\b"),
 ]
 _KINDS_ZH: list[tuple[str, str]] = [
     ("text", r"[\"“”「」].+[\"“”「」].*(改为|改成|换成|替换为)|文字"),
-    ("style", r"素描|绘画|画作|水彩|卡通|动漫|像素|水墨|版画|油画|插画|铅笔画|彩铅|风格|真实照片|写实的?照片|"
-              r"逼真的?照片|变成照片"),
+    (
+        "style",
+        r"素描|绘画|画作|水彩|卡通|动漫|像素|水墨|版画|油画|插画|铅笔画|彩铅|风格|真实照片|写实的?照片|"
+        r"逼真的?照片|变成照片",
+    ),
     ("portrait", r"虚化|景深|背景变(清晰|模糊)"),
     ("background", r"背景(换成|改成|变成|替换)|(换|改|替换)[^，。]*背景|(放到|放在)[^，。]*背景(前|中|里)"),
     ("replace", r"在[^，。]+的位置放|((?<!转)换成|替换为|替换成)(?![^，。]*(色|材质))"),

@@ -208,3 +208,30 @@ def test_portrait_and_motion_edits_are_local_to_the_person(photos: dict[str, np.
     assert judge.judge(source, blurred, mouth).sc < 2  # half the frame changed for a mouth
     low = {n: judge.judge(source, bad, wave).o for n, bad in _bad_targets(source, raised, photos).items()}
     assert max(low.values()) < 3.5, low
+
+
+def test_a_background_change_with_a_halo_of_the_old_background_scores_lower(
+    photos: dict[str, np.ndarray],
+) -> None:
+    # A subject whose outline is known to the pixel: a disc of the astronaut's suit and face set into the
+    # camera man's grey street (hand-drawn masks leave bits of the old background inside them).
+    source = cv2.resize(photos["camera.png"], (400, 400))
+    subject = np.zeros((400, 400), np.uint8)
+    cv2.circle(subject, (200, 190), 110, 1, -1)
+    source = np.where(subject[..., None] > 0, cv2.resize(photos["astronaut.png"], (400, 400)), source)
+    instruction = {
+        "en": "Change the background to a plain navy blue studio backdrop.",
+        "zh": "把背景换成纯藏青色影棚背景。",
+    }
+    navy = np.array([30, 40, 90], np.uint8)
+    clean = np.where(subject[..., None] > 0, source, navy)
+    # A matte a few pixels too wide: a band of the old street around the subject.
+    ring = cv2.dilate(subject, np.ones((11, 11), np.uint8)) > 0
+    halo = np.where(ring[..., None], source, navy)
+    good, bad = judge.judge(source, clean, instruction), judge.judge(source, halo, instruction)
+    assert good.details["intent"] == "background" and good.o > 8, good.details
+    assert bad.details["old_rim"] > good.details["old_rim"] + 0.1, (
+        good.details["old_rim"],
+        bad.details["old_rim"],
+    )
+    assert bad.o < good.o - 2, (good.o, bad.o)
