@@ -3,11 +3,12 @@ colour, angle, weight, width and sharpness.
 
 Everything happens in an upright patch around the word (the line's angle turned out): the word's pixels
 are told from its background by Otsu's threshold, the background side being the one above and below the
-word; each candidate font draws the OLD text, blurred as softly as its ink, and the font whose drawings fit
-the word and the other words of its line best is used for the new text; the old ink is filled from the
-background around it; the new text is drawn in the old text's colour, as soft and as heavy as it; a new
-word much heavier or lighter than the old one is rejected; the patch goes back into the photo only where
-something changed.
+word; each candidate face draws the OLD text, blurred as softly as its ink and with its outlines moved a
+little towards the line's stroke width, and the face whose drawings fit the word and the other words of its
+line best, in letter shapes and stroke width, is used for the new text; the old ink is filled from the
+background around it; the new text is drawn in the old text's colour, as soft as it; a new word whose
+strokes are much thicker or thinner than the line's is rejected; the patch goes back into the photo only
+where something changed.
 """
 
 from __future__ import annotations
