@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # Debian packages the tests use: a headless browser for the web pages, the fonts text_modification draws
 # with (WenQuanYi Micro Hei for Chinese, Liberation for Latin), and OpenCV's sample data (real photos, text
 # images and videos).
-SYSTEM_PACKAGES ?= chromium fonts-wqy-microhei fonts-liberation opencv-doc
+SYSTEM_PACKAGES ?= chromium fonts-wqy-microhei fonts-liberation fonts-dejavu-core opencv-doc
 # Installed without their dependencies: each names an OpenCV distribution (opencv-python-headless,
 # opencv-contrib-python) that would overwrite opencv-contrib-python-headless's cv2/. The `ocr` and `faces`
 # extras list what they really need. MediaPipe's model files ship in annotators/mediapipe/.

@@ -55,10 +55,16 @@ OPENCV_TEXT = (
     "cards.png",
     "board.jpg",
     "box_in_scene.png",  # also in OPENCV_PHOTOS: a circuit board's labels, a box's print
+    "messi5.jpg",  # also in OPENCV_PHOTOS: a shirt's sponsor and a banner behind the players
+    "graf3.png",  # lettering on a wall
 )
 # scikit-image's photographed page of its own docs and handwritten formulas on a board (saved under these
 # names: skimage's own names are too generic to tell apart in a folder).
-SKIMAGE_TEXT = (("page.png", "skimage_page.png"), ("text.png", "skimage_text.png"))
+SKIMAGE_TEXT = (
+    ("page.png", "skimage_page.png"),
+    ("text.png", "skimage_text.png"),
+    ("motorcycle_left.png", "skimage_motorcycle_left.png"),  # a make's name on a motorcycle
+)
 OPENCV_VIDEO = ("Megamind.avi", "tree.avi")
 # Segments of vtest.avi (a fixed camera over walking people, 795 frames at 10 fps) that no test uses: the
 # tests' example clip is frames 100-139. Each is re-encoded on its own (start, end frame; end excluded).
@@ -67,7 +73,8 @@ LICENCES = {
     "opencv-doc": "OpenCV sample data (Debian opencv-doc, BSD-3-Clause/Apache-2.0 OpenCV distribution)",
     "sklearn": "CC BY 2.0 (Flickr), see sklearn/datasets/images/README.txt",
     "matplotlib": "matplotlib sample data (US Navy portrait of Grace Hopper, public domain)",
-    "skimage": "scikit-image sample data (BSD-3-Clause; text.png public domain, from Wikipedia)",
+    "skimage": "scikit-image sample data (BSD-3-Clause; text.png public domain, from Wikipedia; "
+    "motorcycle_left.png from the Middlebury 2014 stereo benchmark, Scharstein et al., GCPR 2014)",
 }
 
 

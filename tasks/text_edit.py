@@ -3,11 +3,12 @@ colour, angle, weight, width and sharpness.
 
 Everything happens in an upright patch around the word (the line's angle turned out): the word's pixels
 are told from its background by Otsu's threshold, the background side being the one above and below the
-word; each candidate font draws the OLD text, blurred as softly as its ink, and the font whose drawings fit
-the word and the other words of its line best is used for the new text; the old ink is filled from the
-background around it; the new text is drawn in the old text's colour, as soft and as heavy as it; a new
-word much heavier or lighter than the old one is rejected; the patch goes back into the photo only where
-something changed.
+word; each candidate face draws the OLD text, blurred as softly as its ink and with its outlines moved a
+little towards the line's stroke width, and the face whose drawings fit the word and the other words of its
+line best, in letter shapes and stroke width, is used for the new text; the old ink is filled from the
+background around it; the new text is drawn in the old text's colour, as soft as it; a new word whose
+strokes are much thicker or thinner than the line's is rejected; the patch goes back into the photo only
+where something changed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Replaced:
     font: str
     size_px: float
     colour: tuple[int, int, int]
+    weight: float  # the new word's stroke width over the line's
 
 
 class TextEditError(Exception):
@@ -113,21 +115,46 @@ def _has_ideograph(text: str) -> bool:
     return any("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
-def _ink_density(profile: np.ndarray) -> float:
-    """Ink (coverage summed) per pixel of the box around the strokes (coverage above 0.35)."""
-    box = _ink_box(profile > 0.35)
-    if box is None:
-        return 0.0
+def _crop(profile: np.ndarray, box: tuple[int, int, int, int], margin: int = 2) -> np.ndarray:
+    """The profile around an ink box, with the soft rim just outside it."""
     x0, y0, x1, y1 = box
-    return float(profile.sum()) / float((x1 - x0) * (y1 - y0))
+    return profile[max(0, y0 - margin) : y1 + margin, max(0, x0 - margin) : x1 + margin]
 
 
 def _blur(coverage: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(coverage, (0, 0), sigma) if sigma > 0 else coverage
 
 
+def _full_strength(coverage: np.ndarray) -> np.ndarray:
+    """Coverage scaled so that the stroke cores (its 95th percentile over the ink) reach 1, as the old word's
+    profile does (it is measured against the level of its most extreme twentieth)."""
+    inked = coverage[coverage > 0.15]
+    if not inked.size:
+        return coverage
+    return np.clip(coverage / min(1.0, max(float(np.percentile(inked, 95)), 0.3)), 0.0, 1.0)
+
+
+def stroke_width(profiles: Sequence[np.ndarray]) -> float:
+    """Mean stroke width, pixels, of the ink in ``profiles`` (0 background .. 1 stroke core): twice the ink
+    (coverage summed: area) over its total variation (the summed gradient: the outline's length, as a soft
+    edge of any blur adds up to one across). A stroke of width w and length L has area wL and outline 2L.
+    Ink density per box area does not tell a bold from a regular face on small soft text (a blurred regular
+    word is as dark per area as a sharp bold one); this does from about 20 px up (bold 1.25 to 1.5 times
+    regular). Below, strokes thinner than two pixels never reach a plateau and it reads them all about two
+    pixels wide: bold and regular then differ by 5 to 30 %."""
+    area = outline = 0.0
+    for profile in profiles:
+        gy, gx = np.gradient(np.pad(profile.astype(np.float32), 2))  # an edge on the border counts too
+        area += float(profile.sum())
+        outline += float(np.hypot(gx, gy).sum())
+    return 2.0 * area / max(outline, 1e-6)
+
+
 LEVEL_DEG = 0.5  # a line closer to horizontal than this is handled as level
 SOFTNESS = (0.0, 0.4, 0.7, 1.0, 1.4, 1.8)  # Gaussian blurs (patch pixels) tried on a font's drawing
+WEIGHT_PENALTY = 1.0  # per unit of |log| of the stroke-width ratio, against a soft overlap in 0..1
+MAX_STROKE_OFFSET_EM = 0.025  # how far a face's outlines may move (per side, in ems) to match a weight
+OFFSET_PENALTY = 0.1  # score lost by a face whose outlines moved that far
 
 
 @dataclass
@@ -149,18 +176,25 @@ class FontFit:
     size_px: float  # em size
     stretch: float  # horizontal scale of the drawing
     sigma: float  # its blur
-    gain: float  # its coverage scaled by this: the old word's ink density
-    score: float  # soft overlap with the old ink, less a penalty for stretching
+    offset_px: float  # its outlines moved out by this (negative: in), towards the line's stroke weight
+    stroke_px: float  # the drawing's stroke width (blurred and at full strength, as it will be drawn)
+    score: float  # soft overlap with the old ink, less penalties for stretching and for another weight
 
 
 def _ink_colour(patch: np.ndarray, t: np.ndarray, inked: np.ndarray) -> np.ndarray:
     """The text colour: the lightness of the stroke cores (``t`` near 1), the hue of all the ink weighted by
     ``t``. Screen text drawn with sub-pixel anti-aliasing has red and blue fringes on every thin stroke, and
-    its darkest pixels are often such a fringe; over the whole word they cancel."""
+    its darkest pixels are often such a fringe; over the whole word they only partly cancel (both have a
+    positive a*: a magenta tint that the black text never had). So the hue is kept in proportion to how much
+    the ink's hues agree (the length of their mean over their mean length: 1 for a red sign's letters, low
+    for fringes of opposite hues), squared."""
     lab = cv2.cvtColor(patch.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     core = inked & (t >= 0.99)
     weights = t[inked][:, None]
-    chroma = (lab[inked][:, 1:] * weights).sum(axis=0) / max(float(weights.sum()), 1e-6)
+    ab = lab[inked][:, 1:]
+    chroma = (ab * weights).sum(axis=0) / max(float(weights.sum()), 1e-6)
+    spread = float((np.linalg.norm(ab, axis=1) * weights[:, 0]).sum()) / max(float(weights.sum()), 1e-6)
+    chroma = chroma * (float(np.linalg.norm(chroma)) / max(spread, 1e-6)) ** 2
     colour = np.array([[[lab[core if core.any() else inked][:, 0].mean(), *chroma]]], np.float32)
     return np.clip(cv2.cvtColor(colour, cv2.COLOR_LAB2RGB)[0, 0] * 255.0, 0.0, 255.0)
 
@@ -173,10 +207,10 @@ class WordEditor:
         renderer: TextRenderer,
         min_contrast: float = 25.0,  # L* units between text and background
         max_background_std: float = 9.0,  # L* spread of the background next to the word
-        min_font_fit: float = 0.35,  # overlap of the best font's drawing of the old word with its ink
-        max_weight_ratio: float = 1.25,  # ink per area of the new word over the old's, or its inverse
+        min_font_fit: float = 0.3,  # overlap of the best font's drawing of the old word with its ink
+        max_weight_ratio: float = 1.15,  # the new word's stroke width over the line's, or its inverse
         min_cjk_px: float = 12.0,  # Chinese drawn smaller than this (em, pixels) is a smudge to a reader
-        min_sharpness: float = 0.8,  # the new word's edge strength over the old one's
+        min_sharpness: float = 0.85,  # the new word's edge strength over the old one's
     ) -> None:
         self.renderer = renderer
         self.min_contrast = min_contrast
@@ -267,20 +301,25 @@ class WordEditor:
         h = geometry.height
         shape = patch.shape[:2]
         size = (shape[1], shape[0])
-        fits = self._font_fits(old, word.t, old_box)
-        totals = {font: fit.score for font, fit in fits.items()}
+        # The line's stroke weight, from the word and the other words of its line (one short word is a few
+        # strokes; the line's are many more, and the new word must match them all).
+        others = []
         for other_geometry, other_text in context:
             try:
-                other = self._measure(image, other_geometry)
+                others.append((self._measure(image, other_geometry), other_text))
             except TextEditError:
                 continue
-            for font, fit in self._font_fits(other_text, other.t, other.old_box).items():
-                totals[font] = totals.get(font, 0.0) + fit.score
+        line_stroke = stroke_width([_crop(w.t, w.old_box) for w in (word, *(o for o, _ in others))])
+        fits = self._font_fits(old, word.t, old_box, line_stroke)
+        totals = {font: fit.score for font, fit in fits.items()}
+        for other, other_text in others:
+            for font, other_fit in self._font_fits(other_text, other.t, other.old_box, line_stroke).items():
+                totals[font] = totals.get(font, 0.0) + other_fit.score
         fit = fits[max(fits, key=lambda font: totals[font])] if fits else None
         if fit is None or fit.score < self.min_font_fit:
             score = -1.0 if fit is None else fit.score
             raise TextEditError("text_style_unmatched", f"best font overlap {score:.2f}")
-        font, size_px, stretch, sigma = fit.font, fit.size_px, fit.stretch, fit.sigma
+        font, size_px, stretch, sigma, offset = fit.font, fit.size_px, fit.stretch, fit.sigma, fit.offset_px
         old_render = self.renderer(old, font, size_px)
 
         new_font = font if font in self.renderer.fonts(new) else self.renderer.fonts(new)[0]
@@ -291,7 +330,11 @@ class WordEditor:
             new_size = 100.0 * above * 1.05 / max(probe.origin[1] - probe.ink[1], 1.0)
         if new_font != font and _has_ideograph(new) and new_size < self.min_cjk_px:
             raise TextEditError("text_too_small", f"{new!r} would be drawn {new_size:.0f} px high")
-        rendered = self.renderer(new, new_font, new_size)
+        if new_font == font:  # moved outlines make the ink taller by twice the offset: as much smaller
+            new_size *= max(0.5, 1.0 - 2.0 * offset / max(old_box[3] - old_box[1], 1))
+        else:
+            offset = 0.0
+        rendered = self.renderer(new, new_font, new_size, offset)
         coverage = rendered.coverage
         if stretch != 1.0:
             coverage = cv2.resize(
@@ -302,8 +345,13 @@ class WordEditor:
         ink_w = (rendered.ink[2] - rendered.ink[0]) * stretch
         # Baseline of the old word in the patch: its ink top plus the fitted font's ascent over its ink.
         baseline = old_box[1] + (old_render.origin[1] - old_render.ink[1])
-        # A word alone on its line stays centred (signs); a word among others keeps its left edge.
-        left = (old_box[0] + old_box[2]) / 2 - ink_w / 2 if geometry.alone else float(old_box[0])
+        # A word that starts or ends its line keeps its left edge (the margin of a page or a label); one
+        # between two others is centred on the old one, so that a shorter or longer word shares the change
+        # between the spaces on both sides (a labelled edit left one wide gap after a shorter word); a word
+        # alone on its line stays centred (signs).
+        between = np.isfinite(geometry.left_room) and np.isfinite(geometry.right_room)
+        centred = geometry.alone or between
+        left = (old_box[0] + old_box[2]) / 2 - ink_w / 2 if centred else float(old_box[0])
         right = left + ink_w
         # The new ink may grow into the free space beside the word, less a gap, never over a neighbour.
         slack = 0.1 * h
@@ -324,19 +372,18 @@ class WordEditor:
         if y1 <= y0 or x1 <= x0:
             raise TextEditError("replacement_too_wide", f"{new!r} falls outside the patch")
         alpha[y0:y1, x0:x1] = coverage[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-        # As soft as the old word, with as much ink per glyph (the gain fitted on it), and as dark: the old
-        # word's strokes reach its colour (t = 1) in their cores, so the new ones must too, or a blur of thin
-        # strokes leaves a grey the old text never had.
-        alpha = _blur(alpha, sigma) * fit.gain
-        inked = alpha[alpha > 0.15]
-        if inked.size:
-            alpha = alpha / min(1.0, max(float(np.percentile(inked, 95)), 0.3))
-        alpha = np.clip(alpha, 0.0, 1.0)
-        # What a person compares first: how heavy the new word is beside the old one (ink per area of its box;
-        # only within a script: a Chinese glyph holds more ink than a Latin word of the same height).
-        weight = _ink_density(alpha) / max(_ink_density(np.where(in_word, t, 0.0)), 1e-6)
-        if new_font == font and not 1 / self.max_weight_ratio <= weight <= self.max_weight_ratio:
-            raise TextEditError("text_style_unmatched", f"new text {weight:.2f} times as heavy as the old")
+        # As soft as the old word, and as dark: the old word's strokes reach its colour (t = 1) in their
+        # cores, so the new ones must too, or a blur of thin strokes leaves a grey the old text never had.
+        alpha = _full_strength(_blur(alpha, sigma))
+        # What a person compares first: whether the new word is as heavy as the words beside it, i.e. its
+        # strokes as thick as theirs. Another script's strokes are compared too: a Chinese glyph set beside
+        # Latin text of the same weight has strokes of about the same width.
+        weight = stroke_width([alpha]) / max(line_stroke, 1e-6)
+        if not 1 / self.max_weight_ratio <= weight <= self.max_weight_ratio:
+            raise TextEditError(
+                "text_weight_unmatched",
+                f"{new_font}'s strokes {weight:.2f} times as thick as the line's ({line_stroke:.2f} px)",
+            )
 
         # Erase the faint rim of the strokes too (blurred text spreads by about twice its blur).
         radius = max(2, round(0.12 * h + 2 * sigma))
@@ -358,17 +405,22 @@ class WordEditor:
         sharpness = _edge_strength(back_out, new_ink) / max(_edge_strength(patch, old_ink), 1e-6)
         if sharpness < self.min_sharpness:
             raise TextEditError("text_style_unmatched", f"new text {sharpness:.2f} times as sharp as the old")
-        return Replaced(out, mask, new_font, float(new_size), tuple(int(c) for c in colour))
+        return Replaced(out, mask, new_font, float(new_size), tuple(int(c) for c in colour), weight)
 
-    def _font_fits(self, old: str, t: np.ndarray, old_box: tuple[int, int, int, int]) -> dict[str, FontFit]:
-        """For each font, the size, stretch, blur and ink gain whose drawing of ``old`` is most like its ink.
+    def _font_fits(
+        self, old: str, t: np.ndarray, old_box: tuple[int, int, int, int], line_stroke: float
+    ) -> dict[str, FontFit]:
+        """For each font, the size, stretch, blur and stroke offset whose drawing of ``old`` is most like its
+        ink, with strokes as thick as the line's (``line_stroke``, pixels).
 
         Compared on the ink profile ``t`` (0 background .. 1 stroke core) rather than on thresholded masks:
         on small soft text a threshold fattens the strokes, and a bold face then wins over the regular one
-        the text is set in. The score is the soft overlap sum(min)/sum(max) of the two profiles, less a
-        penalty for stretching."""
+        the text is set in. The score is the soft overlap sum(min)/sum(max) of the two profiles, less
+        penalties for stretching and for strokes still thicker or thinner than the line's once the face's
+        outlines have been moved as far as they may."""
         x0, y0, x1, y1 = old_box
         target = t[y0:y1, x0:x1].astype(np.float32)
+        wanted = _softness(target)
         fits: dict[str, FontFit] = {}
         for font in self.renderer.fonts(old):
             probe = self.renderer(old, font, 100.0)
@@ -376,24 +428,55 @@ class WordEditor:
             if probe_h <= 0:
                 continue
             size_px = 100.0 * (y1 - y0) / probe_h
-            drawn = self.renderer(old, font, size_px)
-            dx0, dy0, dx1, dy1 = drawn.ink
-            stretch = (x1 - x0) / max(dx1 - dx0, 1)
-            glyphs = cv2.resize(
-                drawn.coverage[dy0:dy1, dx0:dx1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA
-            )
-            # The blur is the one that makes the drawing as soft as the ink (not the one that overlaps it
-            # best: blurring hides a misfit, and a smudge would win).
-            wanted = _softness(target)
-            sigma = min(SOFTNESS, key=lambda s: abs(_softness(_blur(glyphs, s)) - wanted))
-            soft = _blur(glyphs, sigma)
-            # Compared at the old word's ink density, so that the shape decides, not the darkness.
-            gain = float(np.clip(target.sum() / max(float(soft.sum()), 1e-3), 0.7, 2.5))
-            soft = np.clip(soft * gain, 0.0, 1.0)
+            sigma: float | None = None
+
+            def draw(offset: float) -> tuple[np.ndarray, float]:
+                """The face's drawing of ``old`` fitted to the old ink's box, blurred as softly and at full
+                strength, as it will be drawn (so that its own stroke weight decides, not a gain)."""
+                nonlocal sigma
+                drawn = self.renderer(old, font, size_px, offset)  # noqa: B023 - called in this iteration only
+                dx0, dy0, dx1, dy1 = drawn.ink
+                glyphs = cv2.resize(
+                    drawn.coverage[dy0:dy1, dx0:dx1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA
+                )
+                if sigma is None:
+                    # The blur that makes the drawing as soft as the ink (not the one that overlaps it best:
+                    # blurring hides a misfit, and a smudge would win).
+                    sigma = min(SOFTNESS, key=lambda s: abs(_softness(_blur(glyphs, s)) - wanted))
+                soft = _full_strength(_blur(glyphs, sigma))
+                return soft, stroke_width([_crop(soft, (0, 0, soft.shape[1], soft.shape[0]))])
+
+            plain = self.renderer(old, font, size_px)
+            stretch = (x1 - x0) / max(plain.ink[2] - plain.ink[0], 1)
+            # The face's strokes thickened or thinned towards the line's, within a few hundredths of an em
+            # (more changes the face's character): two secant steps on the offset.
+            limit = MAX_STROKE_OFFSET_EM * size_px
+            tried = [(0.0, *draw(0.0))]
+            offset = float(np.clip((line_stroke - tried[0][2]) / 2, -limit, limit))
+            for _ in range(2):
+                if abs(offset - tried[-1][0]) < 0.02:
+                    break
+                tried.append((offset, *draw(offset)))
+                (a, _, sa), (b, _, sb) = tried[-2], tried[-1]
+                slope = (sb - sa) / (b - a) if abs(sb - sa) > 1e-3 else 2.0
+                offset = float(np.clip(b + (line_stroke - sb) / max(slope, 0.5), -limit, limit))
+            offset, soft, stroke_px = min(tried, key=lambda x: abs(np.log(x[2] / max(line_stroke, 1e-3))))
             overlap = float(np.minimum(soft, target).sum()) / max(float(np.maximum(soft, target).sum()), 1e-3)
-            # A font that needs squeezing or stretching to fit is a worse match than one that does not.
-            score = overlap - 0.5 * abs(np.log(stretch))
-            fits[font] = FontFit(font, size_px, float(np.clip(stretch, 0.75, 1.33)), sigma, gain, score)
+            # A font that needs squeezing or stretching to fit is a worse match than one that does not, and
+            # one whose strokes stay thicker or thinner is another weight, however well its letters overlap.
+            weight = abs(np.log(max(stroke_px, 1e-3) / max(line_stroke, 1e-3)))
+            # ...and a face whose outlines had to move far is less like the text than one that fits as drawn.
+            moved = abs(offset) / max(limit, 1e-6)
+            score = overlap - 0.5 * abs(np.log(stretch)) - WEIGHT_PENALTY * weight - OFFSET_PENALTY * moved
+            fits[font] = FontFit(
+                font,
+                size_px,
+                float(np.clip(stretch, 0.75, 1.33)),
+                float(sigma or 0.0),
+                offset,
+                stroke_px,
+                score,
+            )
         return fits
 
     @staticmethod

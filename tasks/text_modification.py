@@ -23,7 +23,7 @@ import numpy as np
 
 from tasks.masks import bbox_of
 from tasks.records import Candidate, Skip, SourceSample, TaskResult
-from tasks.text_edit import TextEditError, WordEditor, line_axes, word_geometry
+from tasks.text_edit import TextEditError, WordEditor, WordGeometry, line_axes, word_geometry
 from tasks.text_vocabulary import chinese_words_in, free_replacement, number_replacement, word_replacements
 from tasks.tools import TextLine, Tools
 
@@ -160,6 +160,17 @@ def find_spans(
     return spans, problems
 
 
+def span_geometry(span: Span, font_context: int) -> tuple[WordGeometry, list[tuple[WordGeometry, str]]]:
+    """Where the span's word sits in its line, and up to ``font_context`` other words of the line (geometry,
+    text), whose style the replacement must match too."""
+    geometry = word_geometry(span.quad, span.line.quad, span.neighbours)
+    context = [
+        (word_geometry(quad, span.line.quad, [q for q in span.neighbours if q is not quad]), text)
+        for quad, text in span.context[:font_context]
+    ]
+    return geometry, context
+
+
 def read_back(ocr, image: np.ndarray, line: TextLine) -> str:  # noqa: ANN001 - a TextReader
     """What the OCR reads on the line, turned upright, in the edited photo (recognition only: fast)."""
     along, across = line_axes(line.quad)
@@ -257,11 +268,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
             continue
         kind, new = options[int(rng.integers(len(options)))]
         attempts += 1
-        geometry = word_geometry(span.quad, span.line.quad, span.neighbours)
-        context = [
-            (word_geometry(quad, span.line.quad, [q for q in span.neighbours if q is not quad]), text)
-            for quad, text in span.context[: params.font_context]
-        ]
+        geometry, context = span_geometry(span, params.font_context)
         try:
             edit = editor.replace(source.image, geometry, span.old, new, context)
         except TextEditError as error:
@@ -282,6 +289,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
             "font": edit.font,
             "size_px": round(edit.size_px, 1),
             "colour": list(edit.colour),
+            "weight": round(edit.weight, 2),
         }
         x, y = (int(v) for v in span.quad.mean(axis=0))
         variant = f"{kind}:{x},{y}:{new}"

@@ -188,8 +188,9 @@ class TextRenderer(Protocol):
         """The fonts that can draw every character of ``text`` (names for __call__)."""
         ...
 
-    def __call__(self, text: str, font: str, size_px: float) -> RenderedText:
-        """``text`` in ``font`` at an em size of ``size_px`` pixels."""
+    def __call__(self, text: str, font: str, size_px: float, stroke_offset_px: float = 0.0) -> RenderedText:
+        """``text`` in ``font`` at an em size of ``size_px`` pixels, every outline moved outwards by
+        ``stroke_offset_px`` (negative: inwards), so strokes are twice that thicker or thinner."""
         ...
 
 

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from annotators.registry import PluginUnavailable
 from tasks import text_modification as text
 from tasks.records import Skip, SourceSample
+from tasks.text_edit import TextEditError, WordEditor, stroke_width
 from tasks.text_vocabulary import match_case, number_replacement, word_replacements
 from tasks.tools import Tools
 
@@ -177,3 +178,54 @@ def test_ocr_models_backend_reads_onnx_models_from_the_models_folder(tmp_path: P
     reader = PaddleServerOCR(str(tmp_path))
     lines = reader(rgb(TEXT_PHOTO))
     assert "cookies" in text.normalise("".join(line.text for line in lines))
+
+
+class _OnlyFaces:
+    """The real renderer, offering only some of its faces (as on a system where only those are installed)."""
+
+    def __init__(self, renderer, faces: tuple[str, ...]) -> None:  # noqa: ANN001
+        self.renderer, self.faces = renderer, faces
+
+    def fonts(self, text: str) -> tuple[str, ...]:
+        return tuple(f for f in self.renderer.fonts(text) if f in self.faces)
+
+    def __call__(self, text: str, font: str, size_px: float, stroke_offset_px: float = 0.0):  # noqa: ANN204
+        return self.renderer(text, font, size_px, stroke_offset_px)
+
+
+def _replace(ocr, renderer, word: str, new: str):  # noqa: ANN001, ANN202
+    """``word`` of the cookie box replaced by ``new`` as the task does it (its line's words as context)."""
+    image = rgb(TEXT_PHOTO)
+    spans, _ = text.find_spans(ocr(image), text.Params(), np.random.default_rng(0))
+    span = next(s for s in spans if s.old == word)
+    geometry, context = text.span_geometry(span, text.Params().font_context)
+    return WordEditor(renderer).replace(image, geometry, span.old, new, context)
+
+
+def test_bold_strokes_are_measured_thicker_than_regular_ones(renderer) -> None:  # noqa: ANN001
+    # At 20 px (below, strokes under two pixels wide all read about two: see stroke_width).
+    def stroke(font: str, offset: float = 0.0) -> float:
+        return stroke_width([renderer("Product of Italy", font, 20.0, offset).coverage])
+
+    for regular in ("sans", "serif", "dejavu-sans"):
+        bold = f"{regular}-bold"
+        assert stroke(bold) > 1.2 * stroke(regular), (regular, stroke(regular), stroke(bold))
+    # Moving the outlines out thickens the strokes, moving them in thins them.
+    assert stroke("sans", -0.3) < stroke("sans") < stroke("sans", 0.3)
+
+
+def test_the_face_matches_the_line_stroke_weight(ocr, renderer) -> None:  # noqa: ANN001
+    # "Product of Italy" is printed in a heavy sans on the box (strokes about a sixth of the line's height):
+    # a bold face, its strokes as thick as the line's.
+    edit = _replace(ocr, renderer, "Italy", "Spain")
+    assert "bold" in edit.font, edit.font
+    assert 1 / 1.15 <= edit.weight <= 1.15, edit.weight
+
+
+def test_a_line_no_face_matches_is_rejected_with_its_reason(ocr, renderer) -> None:  # noqa: ANN001
+    # Only the extra-light face to draw with: the heavy line's weight cannot be matched, and the edit says so.
+    light_only = _OnlyFaces(renderer, ("dejavu-sans-light",))
+    with pytest.raises(TextEditError) as unmatched:
+        _replace(ocr, light_only, "Italy", "Spain")
+    assert unmatched.value.reason in ("text_weight_unmatched", "text_style_unmatched"), unmatched.value
+    assert "\n" not in str(unmatched.value)
