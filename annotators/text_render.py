@@ -43,7 +43,8 @@ LATIN_FONTS = {
     "dejavu-serif-condensed": "dejavu/DejaVuSerifCondensed.ttf",
 }
 CJK_FONTS = {"cjk": "wqy/wqy-microhei.ttc"}
-SUPERSAMPLE = 4  # drawn this many times larger, then averaged down
+SUPERSAMPLE = 4  # small text is drawn this many times larger, then averaged down
+SUPERSAMPLED_PX = 160  # the drawn size supersampling aims at: beyond it, a whole-pixel stem is exact enough
 INK_LEVEL = 0.35  # coverage above which a pixel is counted in the ink's box
 DEBIAN_PACKAGES = {
     "liberation": "fonts-liberation",
@@ -101,8 +102,10 @@ class PillowTextRenderer(Plugin):
     def __call__(self, text: str, font: str, size_px: float, stroke_offset_px: float = 0.0) -> RenderedText:
         # Drawn SUPERSAMPLE times larger and averaged down: the outlines' true stroke widths and positions
         # (FreeType's hinting at 12 px snaps every stem to a whole pixel, a regular face then as heavy as a
-        # semibold one), and room to move the outlines by a fraction of a pixel.
-        scale = SUPERSAMPLE
+        # semibold one), and room to move the outlines by a fraction of a pixel. Large lettering has stems
+        # many pixels wide, where a pixel's snap hardly shows: it is drawn at no more than SUPERSAMPLED_PX,
+        # as the outline offset's distance transforms cost the square of the drawn size.
+        scale = max(1, min(SUPERSAMPLE, round(SUPERSAMPLED_PX / max(size_px, 1.0))))
         face = _font(self.paths[font], max(4 * scale, round(size_px * scale)))
         left, top, right, bottom = face.getbbox(text, anchor="ls")  # relative to the baseline's start
         grow = max(0, int(np.ceil(stroke_offset_px * scale)))
