@@ -155,6 +155,7 @@ SOFTNESS = (0.0, 0.4, 0.7, 1.0, 1.4, 1.8)  # Gaussian blurs (patch pixels) tried
 WEIGHT_PENALTY = 1.0  # per unit of |log| of the stroke-width ratio, against a soft overlap in 0..1
 MAX_STROKE_OFFSET_EM = 0.025  # how far a face's outlines may move (per side, in ems) to match a weight
 OFFSET_PENALTY = 0.1  # score lost by a face whose outlines moved that far
+FILL_SIGMA_PX = 16.0  # the widest blur the background fill runs at full scale (letters about 32 px high)
 
 
 @dataclass
@@ -486,8 +487,20 @@ class WordEditor:
         background = ((t < 0.1) & ~erase).astype(np.float32)
         background = cv2.erode(background, np.ones((3, 3), np.uint8))  # off the letters' soft rims
         sigma = max(2.0, 0.5 * h)
-        weight = cv2.GaussianBlur(background, (0, 0), sigma)
-        total = cv2.GaussianBlur(patch.astype(np.float32) * background[..., None], (0, 0), sigma)
+        weighted = patch.astype(np.float32) * background[..., None]
+        # Large lettering asks for a blur as wide as its letters: that is done at a scale where it is
+        # FILL_SIGMA_PX wide (the fill is as smooth as the blur, so nothing is lost scaling it back up).
+        scale = min(1.0, FILL_SIGMA_PX / sigma)
+        size = (patch.shape[1], patch.shape[0])
+        if scale < 1.0:
+            small = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+            background = cv2.resize(background, small, interpolation=cv2.INTER_AREA)
+            weighted = cv2.resize(weighted, small, interpolation=cv2.INTER_AREA)
+        weight = cv2.GaussianBlur(background, (0, 0), sigma * scale)
+        total = cv2.GaussianBlur(weighted, (0, 0), sigma * scale)
+        if scale < 1.0:
+            weight = cv2.resize(weight, size, interpolation=cv2.INTER_LINEAR)
+            total = cv2.resize(total, size, interpolation=cv2.INTER_LINEAR)
         fill = total / np.maximum(weight, 1e-4)[..., None]
         out = patch.astype(np.float32)
         out[erase] = fill[erase]
