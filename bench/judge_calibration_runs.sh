@@ -67,6 +67,8 @@ H=(--source "$WORK/heldout_photos")
 C=(--labels $L/heldout.coco.json)
 O=(--labels $L/heldout_objects.coco.json)
 run text text_modification --source "$WORK/heldout_text" --param max_edits=10 --param max_attempts=40
+run text_ungated text_modification --source "$WORK/heldout_text" --seed 7 --param gates=false --param max_edits=10 \
+  --param max_attempts=40
 run portrait portrait_beautification "${H[@]}"
 run motion motion_change --source "$WORK/heldout_video"
 run motion_ungated motion_change --source "$WORK/heldout_video" --param gates=false
@@ -103,7 +105,7 @@ run replacement_ungated subject_replacement --source "$WORK/rp_src" "${O[@]}" --
 if [[ -n "${NO_JUDGE:-}" ]]; then exit 0; fi
 
 # name=labels pairs: every labelled set, judged afresh.
-SETS=(text=text_modification portrait=portrait_beautification motion=motion_change
+SETS=(text=text_modification text_ungated=text_modification_ungated portrait=portrait_beautification motion=motion_change
   motion_ungated=motion_change_ungated color=color_alteration color_ungated=color_alteration_ungated
   material=material_modification material_ungated=material_modification_ungated style=style_transfer
   style_ungated=style_transfer_ungated tone=tone_transformation tone_ungated=tone_transformation_ungated
