@@ -115,9 +115,31 @@ def edge_f1(a: np.ndarray, b: np.ndarray, tolerance: int = 2, within: np.ndarray
     return float(2 * precision * recall / max(precision + recall, 1e-6))
 
 
-def material_measures(g_source: np.ndarray, g_target: np.ndarray, region: np.ndarray) -> dict[str, float]:
+def _colour_gradient(lab: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of Lab (lightness plus colour, lightly smoothed): an outline between two surfaces
+    of one grey but different colours still counts."""
+    smooth = cv2.GaussianBlur(lab, (0, 0), 1.5)
+    return sum(
+        np.hypot(cv2.Sobel(smooth[..., c], cv2.CV_32F, 1, 0), cv2.Sobel(smooth[..., c], cv2.CV_32F, 0, 1))
+        for c in range(3)
+    )
+
+
+def material_measures(
+    g_source: np.ndarray,
+    g_target: np.ndarray,
+    lab_source: np.ndarray,
+    lab_target: np.ndarray,
+    region: np.ndarray,
+) -> dict[str, float]:
     """A new material: the surface texture inside the region changed (fine detail and its layout), while the
-    outline kept its place and the form its shading (correlation of the coarse lightness)."""
+    outline kept its place and the form its shading (correlation of the coarse lightness).
+
+    The outline is compared as the correlation of the colour gradient's magnitude across a band along the
+    region's edge: where the edges lie, whatever their contrast. A new material changes the object's contrast
+    with what is around it (a red sweet made white marble on a white table), so fixed-threshold edges come and
+    go with it, most of all on a small object whose band holds a few edge pixels; a smeared or moved outline
+    puts the gradient elsewhere."""
     inner = cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     if inner.sum() < 64:
         inner = region
@@ -131,7 +153,7 @@ def material_measures(g_source: np.ndarray, g_target: np.ndarray, region: np.nda
     return {
         "texture_change": detail_change + max(0.0, 1.0 - layout),
         "form_kept": _correlation(coarse_s, coarse_t),
-        "outline_kept": edge_f1(_edges(g_source), _edges(g_target), within=band),
+        "outline_kept": _correlation(_colour_gradient(lab_source)[band], _colour_gradient(lab_target)[band]),
     }
 
 
