@@ -521,7 +521,7 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
 
 class HeuristicJudge:
     # Compared by the filter before reusing a manifest's scores: bump with any change to measure() or score().
-    name = "heuristic-v5"
+    name = "heuristic-v6"
 
     def judge(self, source: np.ndarray, target: np.ndarray, instruction: dict[str, str]) -> JudgeResult:
         intent = read_instruction(instruction)
