@@ -332,7 +332,8 @@ def _material_success(m: dict[str, float]) -> float:
     kept its outline and its form."""
     change = min(ramp(m["region_delta"], 6, 20), ramp(m["texture_change"], 0.15, 0.5))
     # Glass and metal reflect what is around them: the form may read quite differently and still hold.
-    return min(change, ramp(m["form_kept"], -0.3, 0.2), ramp(m["outline_kept"], 0.3, 0.7))
+    outline = max(ramp(m["outline_kept"], 0.3, 0.7), ramp(m["outline_edges_kept"], 0.0, 0.2))
+    return min(change, ramp(m["form_kept"], -0.3, 0.2), outline)
 
 
 def _local_success(intent: Intent, m: dict[str, float]) -> float:
