@@ -134,7 +134,7 @@ def test_a_material_change_keeps_the_outline_and_changes_the_surface(
     target = _rgb(out)
     good = judge.judge(source, target, CUP_STONE)
     assert good.details["intent"] == "material" and good.o > 7, good.details
-    assert good.details["outline_kept"] > 0.5 and good.details["texture_change"] > 0.3
+    assert good.details["outline_edges_kept"] > 0.5 and good.details["texture_change"] > 0.3
     low = {
         name: judge.judge(source, bad, CUP_STONE).o
         for name, bad in _bad_targets(source, target, photos).items()
