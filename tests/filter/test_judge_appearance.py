@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import PHOTOS
+from lab_colour import to_lab, to_rgb
 from skimage import data as skdata
 
 from annotators.judge.heuristic import HeuristicJudge
@@ -24,14 +25,6 @@ TO_SKETCH = {"en": "Turn this photo into a pencil sketch.", "zh": "把这张照�
 TO_PHOTO = {"en": "Turn this pencil sketch into a realistic photo.", "zh": "把这幅铅笔素描变成真实照片。"}
 BLUR_BACKGROUND = {"en": "Blur the background behind the person.", "zh": "虚化人物身后的背景。"}
 SHARPEN_BACKGROUND = {"en": "Make the background sharp.", "zh": "让背景变清晰。"}
-
-
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
-
-
-def _rgb(lab: np.ndarray) -> np.ndarray:
-    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +46,13 @@ def cup() -> tuple[np.ndarray, np.ndarray]:
 
 def _recoloured(source: np.ndarray, mask: np.ndarray, key: str) -> np.ndarray:
     """The object takes the named colour's chroma and the colour's lightness moved by the object's shading."""
-    lab = _lab(source)
+    lab = to_lab(source)
     aim = TARGETS_BY_KEY[key].lab
     shading = lab[..., 0] - np.median(lab[..., 0][mask])
     out = lab.copy()
     out[..., 0][mask] = np.clip(aim[0] + 0.8 * shading[mask], 0, 100)
     out[..., 1][mask], out[..., 2][mask] = aim[1], aim[2]
-    return _rgb(out)
+    return to_rgb(out)
 
 
 def _bad_targets(
@@ -126,12 +119,12 @@ def test_a_material_change_keeps_the_outline_and_changes_the_surface(
     source, mask = cup
     h, w = source.shape[:2]
     stone = cv2.resize(skdata.brick(), (w, h)).astype(np.float32)  # a real brick wall photo
-    lab = _lab(source)
+    lab = to_lab(source)
     shading = lab[..., 0] - np.median(lab[..., 0][mask])
     out = lab.copy()
     out[..., 0][mask] = np.clip(45 + 0.5 * shading[mask] + 0.25 * (stone[mask] - stone.mean()), 0, 100)
     out[..., 1][mask], out[..., 2][mask] = 2.0, 8.0
-    target = _rgb(out)
+    target = to_rgb(out)
     good = judge.judge(source, target, CUP_STONE)
     assert good.details["intent"] == "material" and good.o > 7, good.details
     assert good.details["outline_edges_kept"] > 0.5 and good.details["texture_change"] > 0.3

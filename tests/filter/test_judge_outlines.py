@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import PHOTOS
+from lab_colour import to_lab, to_rgb
 from skimage import data as skdata
 
 from annotators.judge.appearance import SOFT_EDGE_SHARE, _edges
@@ -18,14 +19,6 @@ from annotators.judge.heuristic import HeuristicJudge
 judge = HeuristicJudge()
 COIN_WOOD = {"en": "Make the coin out of wood.", "zh": "把硬币变成木头材质的。"}
 TO_CARTOON = {"en": "Turn this photo into a cartoon.", "zh": "把这张照片变成卡通风格。"}
-
-
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
-
-
-def _rgb(lab: np.ndarray) -> np.ndarray:
-    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +41,14 @@ def _dark_wood(source: np.ndarray, mask: np.ndarray) -> np.ndarray:
     cloth around it: its outline is one of colour, with next to no grey contrast left."""
     h, w = source.shape[:2]
     grain = cv2.resize(skdata.grass(), (w, h)).astype(np.float32)
-    lab = _lab(source)
+    lab = to_lab(source)
     shading = lab[..., 0] - np.median(lab[..., 0][mask])
     out = lab.copy()
     ring = (cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0) & ~mask
     cloth = float(np.median(lab[..., 0][ring]))
     out[..., 0][mask] = np.clip(cloth + 0.2 * shading[mask] + 0.1 * (grain[mask] - grain.mean()), 0, 100)
     out[..., 1][mask], out[..., 2][mask] = 14.0, 26.0
-    return _rgb(out)
+    return to_rgb(out)
 
 
 def test_a_dark_material_on_a_small_object_keeps_its_outline(coin: tuple[np.ndarray, np.ndarray]) -> None:
@@ -85,12 +78,12 @@ def test_a_smooth_material_on_a_grainy_photo_is_not_a_blur() -> None:
     cup = np.zeros((h, w), np.uint8)
     cv2.ellipse(cup, (w // 2 - 20, h // 2 + 10), (int(0.42 * w), int(0.45 * h)), 0, 0, 360, 1, -1)
     cup = cup > 0
-    lab = _lab(source)
+    lab = to_lab(source)
     smooth = cv2.GaussianBlur(lab, (0, 0), 6)
     out = lab.copy()
     out[cup] = smooth[cup]
     out[..., 1][cup], out[..., 2][cup] = 4.0, 14.0  # a cream glaze
-    target = _rgb(out)
+    target = to_rgb(out)
     instruction = {"en": "Make the cup out of ceramic.", "zh": "把杯子变成陶瓷材质的。"}
     good = judge.judge(source, target, instruction)
     assert good.details["intent"] == "material" and good.details["sharpness_ratio"] > 0.8, good.details
