@@ -297,7 +297,7 @@ def text_measures(source: np.ndarray, target: np.ndarray, old: str, new: str) ->
     around the changed pixels: the whole page would cost seconds on a CPU."""
     box = _changed_box(source, target)
     if box is None:
-        return {"new_text_read": 0.0, "old_text_gone": 0.0, "style_off": 0.0}
+        return {"new_text_read": 0.0, "old_text_gone": 0.0}
     old_n, new_n = _normal(old), _normal(new)
     read = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 3.0))))
     tight = _normal(" ".join(line.text for line in _reader()(_padded_crop(target, box, 0.3))))
