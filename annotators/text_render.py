@@ -76,16 +76,12 @@ class PillowTextRenderer(Plugin):
 
     def __init__(self, models_dir: str | None = None, font_root: str = FONT_ROOT) -> None:
         super().__init__(models_dir)
-        self.paths = {
-            name: os.path.join(font_root, rel) for name, rel in {**LATIN_FONTS, **CJK_FONTS}.items()
-        }
+        self.paths = font_paths(font_root)
         self._require(self.paths)
 
     @classmethod
     def check(cls, models_dir: str | None) -> None:
-        cls._require(
-            {name: os.path.join(FONT_ROOT, rel) for name, rel in {**LATIN_FONTS, **CJK_FONTS}.items()}
-        )
+        cls._require(font_paths(FONT_ROOT))
 
     @staticmethod
     def _require(paths: dict[str, str]) -> None:
