@@ -336,11 +336,16 @@ def flow_loss(
     err = (pred.float() - (noise_t - x0_t).float()) ** 2  # [B, N, 4C]
     if cfg.mask_loss_weight == 1.0:
         return err.mean()
-    # fraction of each 2x2-latent token covered by the edit mask -> weight 1 .. mask_loss_weight
-    f = batch.mask.shape[-1] // (w // 2)
-    cover = torch.nn.functional.avg_pool2d(batch.mask.to(device), f).flatten(1)[..., None]  # [B, N, 1]
-    weight = 1 + (cfg.mask_loss_weight - 1) * cover
-    return ((err * weight).mean(dim=(1, 2)) / weight.mean(dim=(1, 2))).mean()
+    return mask_weighted_mean(err, batch.mask.to(device), w // 2, cfg.mask_loss_weight)
+
+
+def mask_weighted_mean(err: torch.Tensor, mask: torch.Tensor, grid_w: int, weight: float) -> torch.Tensor:
+    """Mean of the token errors `err` [B, N, D], each token weighted 1 .. `weight` by the fraction of it that
+    the pixel mask [B, 1, H, W] covers; normalised per sample so the weights move emphasis, not scale."""
+    f = mask.shape[-1] // grid_w
+    cover = torch.nn.functional.avg_pool2d(mask, f).flatten(1)[..., None]  # [B, N, 1]
+    token_weight = 1 + (weight - 1) * cover
+    return ((err * token_weight).mean(dim=(1, 2)) / token_weight.mean(dim=(1, 2))).mean()
 
 
 # ---- checkpoints ----

@@ -17,7 +17,7 @@ from model.fp8_base import Fp8Linear
 from model.mllm import Step1XMLLMEncoder
 from model.sampler import Step1XEditPipeline
 from model.tiny import byte_tokenizer, tiny_qwen, tiny_transformer, tiny_vae
-from model.train import Features, TrainConfig, Trainer, flow_loss, sample_sigmas
+from model.train import Features, TrainConfig, Trainer, flow_loss, mask_weighted_mean, sample_sigmas
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -226,8 +226,21 @@ def test_mask_weighting_and_instruction_dropout(run_dir: Path, cache_dir: Path) 
             )
         return value.item()
 
-    ones, half = torch.ones_like(batch.mask), torch.zeros_like(batch.mask)
-    half[..., : half.shape[-1] // 2] = 1
-    plain = loss(1.0, half)
-    assert loss(5.0, ones) == pytest.approx(plain, rel=1e-6)  # uniform weights change nothing
-    assert loss(5.0, half) != pytest.approx(plain, rel=1e-4)  # the edited half counts 5x
+    ones, left = torch.ones_like(batch.mask), torch.zeros_like(batch.mask)
+    left[..., : left.shape[-1] // 2] = 1
+    assert loss(5.0, ones) == pytest.approx(loss(1.0, left), rel=1e-6)  # uniform weights change nothing
+    # a huge weight isolates one half's mean error; weight 5 must then give (5 left + right) / 6
+    left_err, right_err = loss(1e6, left), loss(1e6, 1 - left)
+    assert loss(5.0, left) == pytest.approx((5 * left_err + right_err) / 6, rel=1e-5)
+
+
+def test_mask_weighted_mean_counts_the_masked_tokens_more() -> None:
+    err = torch.ones(2, 4, 3)  # 2 samples, a 2x2 token grid, 3 channels
+    err[:, [1, 3]] = 4.0  # the right column of tokens errs 4x
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[..., 4:] = 1  # the right half of the pixels is edited
+    assert mask_weighted_mean(err, mask, 2, 1.0).item() == pytest.approx(2.5)
+    assert mask_weighted_mean(err, mask, 2, 3.0).item() == pytest.approx((1 + 3 * 4) / 4)
+    mask[1, ..., 2:4] = 1  # half of sample 1's left tokens is covered: weight 2 there
+    per_sample = [(1 + 3 * 4) / 4, (2 + 3 * 4) / 5]
+    assert mask_weighted_mean(err, mask, 2, 3.0).item() == pytest.approx(sum(per_sample) / 2)
