@@ -3,9 +3,11 @@
 Each labelled set is a run folder (made by the command in bench/labels/README.md, or all of them by
 bench/judge_calibration_runs.sh) and its CSV of labels. The runs must be judged first (`step1x-data filter
 RUN --judge heuristic --thresholds none --view all --rejudge`); this reads their manifests' scores. Per task:
-ROC-AUC of O against the labels, and a threshold on O whose kept set is at least --precision accepted (the
-recall it keeps is printed beside it); then the same per labelled set, and a split check: thresholds chosen
-on one half of every set (by a hash of the sample id) and applied to the other half.
+ROC-AUC of O against the labels, Spearman's rho of O with the label, a threshold on O whose kept set is at
+least --precision accepted (the recall it keeps is printed beside it) and Cohen's kappa of keeping at it
+with the labels (the measures of `step1x-data judge-agreement`); then the same per labelled set, and a
+split check: thresholds chosen on one half of every set (by a hash of the sample id) and applied to the
+other half.
 
 A labelled id is matched in the run's manifests; a label whose id is not there (the task's Params gained a
 field since, which changes every id) is matched by its source file and variant, which name the operation,
@@ -27,7 +29,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
-from pipelines.judge_agreement import roc_auc
+from pipelines.judge_agreement import cohen_kappa, roc_auc, spearman
 
 
 @dataclass(frozen=True)
@@ -127,23 +129,31 @@ def main() -> None:
     for s in samples:
         by_task[s.task].append(s)
     thresholds = thresholds_on(samples, args.precision)
-    print("\n| task | labelled | accepted | ROC-AUC of O | threshold on O | kept | kept accepted | recall |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| task | labelled | accepted | ROC-AUC of O | Spearman | threshold on O | κ at it | kept "
+        "| kept accepted | recall |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for task, group in sorted(by_task.items()):
         scores, accepted = np.array([s.o for s in group]), np.array([s.accepted for s in group])
         _, precision, recall = threshold_for(scores, accepted, args.precision)
         shown = f"{thresholds[task]:.2f}" if task in thresholds else "none (none reaches the precision)"
+        kappa = f"{cohen_kappa(scores >= thresholds[task], accepted):.3f}" if task in thresholds else "—"
         kept, kept_accepted = _kept(group, thresholds)
         print(
-            f"| {task} | {len(group)} | {int(accepted.sum())} | {_auc(group)} | {shown} | {kept} | "
+            f"| {task} | {len(group)} | {int(accepted.sum())} | {_auc(group)} | "
+            f"{spearman(scores, accepted.astype(float)):.3f} | {shown} | {kappa} | {kept} | "
             f"{kept_accepted} | {recall:.3f} |"
         )
     accepted = np.array([s.accepted for s in samples])
     kept, kept_accepted = _kept(samples, thresholds)
+    # A task with no threshold keeps nothing by default here (filter asks for --min-o there).
     kept_mask = np.array([s.task in thresholds and s.o >= thresholds[s.task] for s in samples])
+    rho = spearman(np.array([s.o for s in samples]), accepted.astype(float))
+    kappa = cohen_kappa(kept_mask, accepted)
     print(
-        f"| all | {len(samples)} | {int(accepted.sum())} | **{_auc(samples)}** | per task | {kept} | "
-        f"**{kept_accepted}** | {kept_mask[accepted].mean():.3f} |"
+        f"| all | {len(samples)} | {int(accepted.sum())} | **{_auc(samples)}** | {rho:.3f} | per task | "
+        f"{kappa:.3f} | {kept} | **{kept_accepted}** | {kept_mask[accepted].mean():.3f} |"
     )
     print("\n| labelled set | labelled | accepted | ROC-AUC of O | kept at the threshold | kept accepted |")
     print("|---|---|---|---|---|---|")

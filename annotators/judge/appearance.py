@@ -190,18 +190,29 @@ def _gradient(grey: np.ndarray) -> np.ndarray:
     return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
 
 
+def _layout_correlation(g_source: np.ndarray, g_target: np.ndarray) -> float:
+    """Correlation of the two pictures' gradient magnitudes at 64x64: the scene's outlines and masses, where
+    hatching, strokes and pencil grain have averaged into tone."""
+    small = [cv2.resize(g, (64, 64), interpolation=cv2.INTER_AREA) for g in (g_source, g_target)]
+    grads = [_gradient(g) for g in small]
+    return _correlation(grads[0], grads[1])
+
+
 def style_measures(
-    source: np.ndarray, target: np.ndarray, g_source: np.ndarray, g_target: np.ndarray
+    source: np.ndarray, target: np.ndarray, g_source: np.ndarray, g_target: np.ndarray, to_photo: bool
 ) -> dict[str, float]:
     """A change of rendering: the scene's edges kept (F1 of the coarse edge maps), and the statistics a style
-    moves: distinct colours, gradient energy, flat area, chroma (each target against source, signed)."""
+    moves: distinct colours, gradient energy, flat area, chroma (each target against source, signed). The
+    scene's edges are those of the photo side, the target when a stylised picture is made a photo: hatching
+    or a cartoon's outlines are the style, not the scene, and a pair and its inverse then measure alike."""
     grad_s, grad_t = _gradient(g_source), _gradient(g_target)
     lab_s = cv2.cvtColor(source.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
     lab_t = cv2.cvtColor(target.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
     chroma_s = float(np.hypot(lab_s[..., 1], lab_s[..., 2]).mean())
     chroma_t = float(np.hypot(lab_t[..., 1], lab_t[..., 2]).mean())
     return {
-        "edge_f1": _scene_edge_f1(g_source, g_target),
+        "edge_f1": _scene_edge_f1(g_target, g_source) if to_photo else _scene_edge_f1(g_source, g_target),
+        "layout": _layout_correlation(g_source, g_target),
         "d_colours": float(np.log(_colour_count(target) / _colour_count(source))),
         "d_gradient": float(np.log((grad_t.mean() + 1) / (grad_s.mean() + 1))),
         "d_flat": float((grad_t < 8).mean() - (grad_s < 8).mean()),
@@ -250,6 +261,13 @@ def _stroke_width(ink: np.ndarray) -> float:
         return 0.0
     skeleton = cv2.ximgproc.thinning(ink.astype(np.uint8) * 255) > 0
     return float(ink.sum() / max(int(skeleton.sum()), 1))
+
+
+def _x_height(ink: np.ndarray) -> int:
+    """Rows of binary ink at least 30 % as full as its fullest row: a word's x-height band (its
+    lower-case bodies; cap height for capitals and digits), whatever its ascenders and descenders."""
+    rows = ink.mean(axis=1)
+    return int((rows >= 0.3 * rows.max()).sum()) if rows.max() > 0 else 0
 
 
 def _enlarged(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -308,12 +326,19 @@ def text_measures(source: np.ndarray, target: np.ndarray, old: str, new: str) ->
     if old.isascii() == new.isascii():
         # Words of one script should be drawn in one weight: the old word is in the page's own type, which
         # also holds where the line has no other words beside it (a tilted line, a word alone).
-        old_width, new_width = (_stroke_width(_enlarged(image, box)[1]) for image in (source, target))
-        styles.append({"stroke": float(np.log((new_width + 0.1) / (old_width + 0.1)))})
+        # So should their lower-case bodies be of one height, where both words have lower case (or neither:
+        # codes, digits): the x-height band of a capitalised word is its cap height.
+        old_ink, new_ink = (_enlarged(image, box)[1] for image in (source, target))
+        old_width, new_width = _stroke_width(old_ink), _stroke_width(new_ink)
+        style = {"stroke": float(np.log((new_width + 0.1) / (old_width + 0.1)))}
+        if (old.upper() != old) == (new.upper() != new):
+            style["size"] = float(np.log((_x_height(new_ink) + 1) / (_x_height(old_ink) + 1)))
+        styles.append(style)
     return {
         "new_text_read": float(bool(new_n) and new_n in read),
         "old_text_gone": float(not old_n or old_n not in tight or old_n in new_n),
         # The word least like its line, in either picture: an inverse pair shows the same two pictures.
         "word_stroke_off": max((abs(style.get("stroke", 0.0)) for style in styles), default=0.0),
         "word_contrast_off": max((abs(style.get("contrast", 0.0)) for style in styles), default=0.0),
+        "word_size_off": max((abs(style.get("size", 0.0)) for style in styles), default=0.0),
     }

@@ -194,7 +194,7 @@ def measure(source: np.ndarray, target: np.ndarray, intent: Intent | None = None
     if intent is not None and intent.kind == "material" and m["localised"]:
         m.update(material_measures(g_src, g_tgt, pair.lab_source, pair.lab_target, _main_region(pair.region)))
     if intent is not None and intent.kind == "style":
-        m.update(style_measures(pair.source, pair.target, g_src, g_tgt))
+        m.update(style_measures(pair.source, pair.target, g_src, g_tgt, intent.to_photo))
     if intent is not None and intent.kind == "motion" and pair.region.any():
         m.update(motion_measures(pair.source, pair.target, pair.region))
     if intent is not None and intent.kind == "text" and intent.texts is not None:
@@ -327,13 +327,14 @@ def _colour_success(intent: Intent, m: dict[str, float]) -> float:
     return min(change, whole, named)
 
 
-def _material_success(m: dict[str, float]) -> float:
+def _material_success(intent: Intent, m: dict[str, float]) -> float:
     """The surface changed, its texture too (a new colour alone is no new material), while the object
-    kept its outline and its form."""
+    kept its outline and its form (its shading; not for glass, which shows what lies behind it)."""
     change = min(ramp(m["region_delta"], 6, 20), ramp(m["texture_change"], 0.15, 0.5))
     # Glass and metal reflect what is around them: the form may read quite differently and still hold.
     outline = max(ramp(m["outline_kept"], 0.3, 0.7), ramp(m["outline_edges_kept"], 0.0, 0.2))
-    return min(change, ramp(m["form_kept"], -0.3, 0.2), outline)
+    form = 10.0 if intent.see_through else ramp(m["form_kept"], -0.3, 0.2)
+    return min(change, form, outline)
 
 
 def _local_success(intent: Intent, m: dict[str, float]) -> float:
@@ -348,7 +349,7 @@ def _local_success(intent: Intent, m: dict[str, float]) -> float:
     elif intent.kind == "colour":
         return min(_extent(m, 0.8), focus, _colour_success(intent, m))
     elif intent.kind == "material":
-        return min(_extent(m, 0.7), focus, _material_success(m))
+        return min(_extent(m, 0.7), focus, _material_success(intent, m))
     elif intent.kind == "portrait":  # retouching is subtle: a small, faint change on the person
         return min(_extent(m, 0.3), focus, ramp(m["region_delta"], 3, 10))
     elif intent.kind == "replace":
@@ -460,7 +461,9 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
         not_over = ramp(m["structure"], 0.45, 0.85)
     elif intent.kind == "style":
         success = _style_success(intent, m)
-        not_over = ramp(m["edge_f1"], 0.15, 0.5)
+        # Fine edges are lost to hatching, blocks and strokes that redraw them; the scene's layout at 64x64
+        # is kept by any rendering of the same scene.
+        not_over = max(ramp(m["edge_f1"], 0.15, 0.5), ramp(m["layout"], 0.75, 0.95))
     elif intent.kind == "background":
         success = min(ramp(m["mean_delta"], 3, 15), ramp(m["changed_frac"], 0.05, 0.3))
         not_over = ramp(m["structure"], 0.3, 0.7)
@@ -495,8 +498,10 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
         )
     elif intent.kind == "text" and "word_stroke_off" in m:
         # A pasted-in word: bolder, blurred (both widen its strokes) or darker than the words on its line.
+        # Or drawn at another size than the word it replaced: a tenth of the x-height starts to show.
         pasted = max(m["word_stroke_off"], 0.5 * m["word_contrast_off"])
-        no_artifacts = min(no_artifacts, 10 - ramp(pasted, 0.1, 0.6))
+        resized = ramp(m.get("word_size_off", 0.0), 0.1, 0.3)
+        no_artifacts = min(no_artifacts, 10 - ramp(pasted, 0.1, 0.6), 10 - resized)
     elif intent.kind in ("background", "replace") and "old_rim" in m:
         # A band of the old background around the kept subject (matte halo), or of the old object around
         # its replacement: a few percent of the outline is visible.
@@ -522,7 +527,7 @@ def score(intent: Intent, m: dict[str, float]) -> dict[str, float]:
 
 class HeuristicJudge:
     # Compared by the filter before reusing a manifest's scores: bump with any change to measure() or score().
-    name = "heuristic-v6"
+    name = "heuristic-v7"
 
     def judge(self, source: np.ndarray, target: np.ndarray, instruction: dict[str, str]) -> JudgeResult:
         intent = read_instruction(instruction)

@@ -139,6 +139,7 @@ class Intent:
     colour: str | None = None  # colour: the key of the named colour asked for (tasks/colours.py)
     style: str | None = None  # style: the family of the style named (see _STYLES)
     texts: tuple[str, str] | None = None  # text: the quoted old text and new text
+    see_through: bool = False  # material: glass, whose shading is what lies behind it, not its form
     part: str | None = None  # motion: what moves ("face", "head", "arm", "body"); portrait: "background"
     walks: tuple[str, ...] = ()  # motion: the walks named ("left", "right", "towards", "away")
     direction: int = 0  # portrait background: +1 blurred, -1 made sharp
@@ -216,6 +217,8 @@ def _read(
             r"^(turn|make|convert) (this|the) (photo|picture|image)|这张照片", text
         )
         return Intent(kind, to_photo=to_photo, style=_kind(text, _STYLES))
+    if kind == "material":
+        return Intent(kind, see_through=bool(re.search(r"glass|crystal|transparent|玻璃|水晶|透明", text)))
     if kind == "text":
         quoted = re.findall(_QUOTED, raw)  # as written: OCR compares letters without case anyway
         return Intent(kind, texts=(quoted[0], quoted[-1]) if len(quoted) >= 2 else None)
@@ -245,5 +248,6 @@ def read_instruction(instruction: dict[str, str]) -> Intent:
         style=english.style if english.style != "unknown" else chinese.style,
         texts=english.texts or chinese.texts,
         walks=english.walks or chinese.walks,
+        see_through=english.see_through or chinese.see_through,
         consistent=bool(consistent),
     )

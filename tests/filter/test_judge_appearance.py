@@ -159,11 +159,62 @@ def test_a_style_change_keeps_the_scene_and_goes_the_way_asked(
     assert max(low.values()) < 4.5 < forward.o - 3, low
 
 
+def _engraving(image: np.ndarray) -> np.ndarray:
+    """Diagonal black lines every 6 px, wider where the photo is darker: hatching redraws every edge."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    yy, xx = np.mgrid[: grey.shape[0], : grey.shape[1]]
+    ink = np.abs(((xx + yy) % 6) / 6.0 - 0.5) * 2 > grey
+    return cv2.cvtColor(np.where(ink, 20, 240).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+
+
+@pytest.mark.parametrize("name", ["astronaut.png", "coffee.png"])
+def test_an_engraving_keeps_the_scene_layout_either_way_round(
+    photos: dict[str, np.ndarray], name: str
+) -> None:
+    source = photos[name]
+    engraving = _engraving(source)
+    forward = judge.judge(
+        source, engraving, {"en": "Turn this photo into an engraving.", "zh": "把这张照片变成版画。"}
+    )
+    inverse = judge.judge(
+        engraving,
+        source,
+        {"en": "Convert this engraving into a photorealistic image.", "zh": "把这幅版画变成写实照片。"},
+    )
+    # The scene's edges are the photo's, whichever side it is on: a pair and its inverse measure alike.
+    for key in ("edge_f1", "layout"):
+        assert forward.details[key] == pytest.approx(inverse.details[key]), key
+    assert forward.details["layout"] > 0.8 and forward.o > 7 and inverse.sc > 7, forward.details
+    unrelated = _bad_targets(source, engraving, photos)["unrelated"]
+    other = judge.judge(source, _engraving(unrelated), {"en": "Turn this photo into an engraving."})
+    assert other.details["layout"] < 0.3 and other.o < 4.5, other.details  # another scene's layout
+
+
 def _signed(image: np.ndarray, text: str) -> np.ndarray:
     out = image.copy()
     cv2.rectangle(out, (40, 40), (330, 120), (245, 245, 240), -1)
     cv2.putText(out, text, (55, 105), cv2.FONT_HERSHEY_DUPLEX, 2.2, (20, 20, 20), 4, cv2.LINE_AA)
     return out
+
+
+def test_a_glass_object_need_not_keep_its_shading(cup: tuple[np.ndarray, np.ndarray]) -> None:
+    source, mask = cup
+    # Glass shows what lies behind it (here the blurred picture, turned round), a darker rim and a highlight:
+    # its shading no longer follows the cup's form, which an opaque material's must.
+    lab, behind = to_lab(source), to_lab(cv2.GaussianBlur(source[::-1, ::-1], (0, 0), 4))
+    out = lab.copy()
+    out[mask] = 0.6 * behind[mask] + 0.4 * np.array([60.0, 0.0, -4.0])
+    rim = mask & ~(cv2.erode(mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)
+    out[..., 0][rim] *= 0.5
+    ys, xs = np.nonzero(mask)
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    highlight = np.exp(-((yy - np.quantile(ys, 0.3)) ** 2 + (xx - np.quantile(xs, 0.3)) ** 2) / 72.0) * mask
+    out[..., 0] = np.clip(out[..., 0] + 45 * highlight, 0, 100)
+    target = to_rgb(out)
+    glass = judge.judge(source, target, {"en": "Make the cup out of glass.", "zh": "把杯子变成玻璃材质的。"})
+    assert read_instruction({"en": "", "zh": "把杯子变成玻璃材质的。"}).see_through
+    assert glass.details["form_kept"] < 0 and glass.o > 7, glass.details
+    assert judge.judge(source, target, CUP_STONE).o < 3  # stone would keep the cup's shading
 
 
 def test_a_text_change_is_read_back_with_ocr(photos: dict[str, np.ndarray]) -> None:

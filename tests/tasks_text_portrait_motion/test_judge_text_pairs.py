@@ -1,5 +1,5 @@
 """The offline judge on real text edits: a word the text task replaced on cookie_box.png scores higher than
-the same edit with the new word drawn bolder or blurred, or with the old word's tail left beside it."""
+the same edit with the new word drawn bolder, blurred or taller, or with the old word's tail beside it."""
 
 from __future__ import annotations
 
@@ -57,3 +57,22 @@ def test_the_old_word_left_beside_the_new_one_scores_lower(number_edit) -> None:
     left = judge.judge(number_edit.source, remnant, number_edit.instruction)
     assert not (left.details["new_text_read"] and left.details["old_text_gone"]), left.details
     assert left.o < clean.o - 3, (clean.o, left.o)
+
+
+def test_a_word_taller_than_the_one_it_replaced_scores_lower(number_edit) -> None:  # noqa: ANN001
+    clean = judge.judge(number_edit.source, number_edit.target, number_edit.instruction)
+    ys, xs = np.nonzero(number_edit.mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    # The new word stretched to 1.4x its height about its middle, over the box's own light background.
+    grow = int(round(0.2 * (y1 - y0)))
+    word = cv2.resize(
+        number_edit.target[y0:y1, x0:x1], (x1 - x0, y1 - y0 + 2 * grow), interpolation=cv2.INTER_CUBIC
+    )
+    taller = number_edit.target.copy()
+    taller[y0 - grow : y1 + grow, x0:x1] = word
+    worse = judge.judge(number_edit.source, taller, number_edit.instruction)
+    assert worse.details["word_size_off"] > clean.details["word_size_off"] + 0.2, (
+        clean.details,
+        worse.details,
+    )
+    assert worse.o < clean.o - 1.5, (clean.o, worse.o)
