@@ -431,7 +431,10 @@ def _motion_success(intent: Intent, m: dict[str, float]) -> float:
         ramp(m["size_ratio"], 0.5, 0.72),
         10 - 7 * m["cut_by_side"],
     )
+    # One person, not a group: no wider than a standing body, and the changed region is mostly them (where
+    # half of it is not, someone else moved there too: a second walker, a crowd passing).
     one = 10.0 if m["close_up"] else 10 - ramp(m["breadth"], 0.5, 0.7)
+    one = min(one, ramp(m["person_cover"], 0.4, 0.6))
     if intent.walks:
         moved = _walk_success(intent.walks, m)
     elif intent.part in ("face", "head", "arm"):  # a pose: the body stayed where it was
