@@ -40,7 +40,7 @@ from tasks.compositing import (
     to_lab,
 )
 from tasks.masks import bbox_of, dilate
-from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
+from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult, skip_for
 from tasks.scene_words import GENERATED_SCENES, Scene, scene_categories, scene_from_labels, scene_from_pixels
 from tasks.tools import Tools, paints_from_prompts
 from tasks.vocabulary import object_names
@@ -442,9 +442,7 @@ def _offline(
             problems,
         )
     if not candidates:
-        reason = problems.most_common(1)[0][0]
-        detail = ", ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
-        return Skip(reason, f"{len(source.partners)} partner photos, then backdrops: none usable ({detail})")
+        return skip_for(problems, f"{len(source.partners)} partner photos, then backdrops: none usable")
     return candidates
 
 

@@ -40,7 +40,7 @@ from tasks.object_edits import (
     refer,
     repaintable_objects,
 )
-from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
+from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult, skip_for
 from tasks.tools import Tools
 
 NAME = "color_alteration"
@@ -232,7 +232,5 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     if not candidates:
         if not problems:
             return Skip("no_objects", "no object was labelled or detected")
-        reason, _ = problems.most_common(1)[0]
-        detail = ", ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
-        return Skip(reason, f"{len(source.labels)} objects, none recoloured ({detail})")
+        return skip_for(problems, f"{len(source.labels)} objects, none recoloured")
     return candidates

@@ -31,7 +31,7 @@ from tasks.object_edits import (
     repaintable_objects,
     surface_pattern,
 )
-from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
+from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult, skip_for
 from tasks.tools import Tools
 from tasks.vocabulary import object_names
 
@@ -239,7 +239,5 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     if not candidates:
         if not problems:
             return Skip("no_objects", "no object was labelled or detected")
-        reason, _ = problems.most_common(1)[0]
-        detail = ", ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
-        return Skip(reason, f"{len(source.labels)} objects, none retextured ({detail})")
+        return skip_for(problems, f"{len(source.labels)} objects, none retextured")
     return candidates

@@ -33,7 +33,7 @@ from tasks import motion_gates as gates
 from tasks import motion_words as words
 from tasks.contract import FramePairs
 from tasks.masks import bbox_of, dilate
-from tasks.records import Candidate, Skip, SourceSample, TaskResult
+from tasks.records import Candidate, Skip, SourceSample, TaskResult, skip_for
 from tasks.tools import Tools
 from tasks.vocabulary import position_phrase
 
@@ -255,8 +255,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
         for candidate in candidates:
             candidate.params.update(camera_motion_px=round(camera_px, 2), camera_compensated=compensated)
         return candidates
-    reason, _ = problems.most_common(1)[0]
-    return Skip(reason, ", ".join(f"{k}: {v}" for k, v in sorted(problems.items())))
+    return skip_for(problems)
 
 
 def _person_in_region(

@@ -24,7 +24,7 @@ import numpy as np
 from tasks import face_regions as fr
 from tasks import portrait_operations as ops
 from tasks.masks import bbox_of
-from tasks.records import Candidate, Skip, SourceSample, TaskResult
+from tasks.records import Candidate, Skip, SourceSample, TaskResult, skip_for
 from tasks.tools import Face, Tools
 
 NAME = "portrait_beautification"
@@ -158,8 +158,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     problems: Counter[str] = Counter()
     possible = [op for op in params.operations if _feasible(op, image, face, person, params, problems)]
     if not possible:
-        reason, _ = problems.most_common(1)[0]
-        return Skip(reason, ", ".join(f"{k}: {v}" for k, v in sorted(problems.items())))
+        return skip_for(problems)
     chosen = sorted(rng.choice(possible, size=min(params.per_image, len(possible)), replace=False))
     candidates: list[Candidate] = []
     for name in (str(n) for n in chosen):
@@ -201,8 +200,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
             )
     if candidates:
         return candidates
-    reason, _ = problems.most_common(1)[0]
-    return Skip(reason, ", ".join(f"{k}: {v}" for k, v in sorted(problems.items())))
+    return skip_for(problems)
 
 
 def _feasible(

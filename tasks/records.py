@@ -5,6 +5,7 @@ Tasks see only these types and numpy arrays: no files, no Ray, no network.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,3 +70,13 @@ class Skip:
 
 
 TaskResult = list[Candidate] | Skip
+
+
+def skip_for(problems: Counter[str], what: str = "") -> Skip:
+    """The Skip of a source whose every try failed: the commonest problem, and the count of each after `what`.
+
+    `problems` must not be empty: a task that tried nothing says why itself.
+    """
+    reason, _ = problems.most_common(1)[0]
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
+    return Skip(reason, f"{what} ({counts})" if what else counts)

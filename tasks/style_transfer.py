@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tasks.colours import rgb_to_lab
-from tasks.records import Candidate, Skip, SourceSample, TaskResult
+from tasks.records import Candidate, Skip, SourceSample, TaskResult, skip_for
 from tasks.structure import edge_agreement
 from tasks.styles import STYLES_BY_KEY, Style
 from tasks.tools import Tools
@@ -123,6 +123,5 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
                 )
             )
     if not candidates:
-        reason, _ = problems.most_common(1)[0]
-        return Skip(reason, ", ".join(f"{k}: {v}" for k, v in sorted(problems.items())))
+        return skip_for(problems)
     return candidates

@@ -18,7 +18,7 @@ import numpy as np
 from tasks.fill_quality import measure_fill, surroundings
 from tasks.masks import bbox_of, dilate
 from tasks.object_edits import size_problem, usable_objects
-from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
+from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult, skip_for
 from tasks.tools import Inpainter, Tools
 from tasks.vocabulary import OBJECTS, object_names, position_phrase
 
@@ -142,7 +142,5 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
             )
         )
     if not candidates:
-        reason, _ = problems.most_common(1)[0]
-        detail = ", ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
-        return Skip(reason, f"{len(source.labels)} objects, none usable ({detail})")
+        return skip_for(problems, f"{len(source.labels)} objects, none usable")
     return candidates

@@ -36,7 +36,7 @@ from tasks.compositing import (
 )
 from tasks.masks import bbox_of, border_cut_fraction, dilate
 from tasks.object_edits import refer, size_problem, usable_objects
-from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult
+from tasks.records import Candidate, ObjectLabel, Skip, SourceSample, TaskResult, skip_for
 from tasks.replacement_vocabulary import kind_of, plausibility, replacements
 from tasks.subject_removal import fill_problem
 from tasks.tools import Tools, paints_from_prompts
@@ -135,7 +135,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
     image_area = source.width * source.height
     usable, problems = usable_objects(source.labels, lambda label: object_problem(label, image_area, params))
     if not usable:
-        return _skip(problems, f"{len(source.labels)} objects, none replaceable")
+        return skip_for(problems, f"{len(source.labels)} objects, none replaceable")
     rng = np.random.default_rng(seed)
     generate = paints_from_prompts(tools.inpaint)
     candidates = []
@@ -169,12 +169,7 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
         )
         if len(candidates) >= params.max_objects:
             break
-    return candidates or _skip(problems, f"{len(usable)} replaceable objects, no replacement kept")
-
-
-def _skip(problems: Counter[str], what: str) -> Skip:
-    reason = problems.most_common(1)[0][0] if problems else "no_objects"
-    return Skip(reason, f"{what} ({', '.join(f'{k}: {v}' for k, v in sorted(problems.items()))})")
+    return candidates or skip_for(problems, f"{len(usable)} replaceable objects, no replacement kept")
 
 
 def _check(

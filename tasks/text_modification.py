@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from tasks.masks import bbox_of
-from tasks.records import Candidate, Skip, SourceSample, TaskResult
+from tasks.records import Candidate, Skip, SourceSample, TaskResult, skip_for
 from tasks.text_edit import TextEditError, WordEditor, WordGeometry, line_axes, word_geometry
 from tasks.text_vocabulary import chinese_words_in, free_replacement, number_replacement, word_replacements
 from tasks.tools import TextLine, Tools
@@ -322,5 +322,4 @@ def make_pairs(source: SourceSample, params: Params, tools: Tools, seed: int) ->
         return Skip("no_text", "no legible line")
     if not problems:
         return Skip("no_replaceable_word", f"{len(lines)} lines, no word the word list or a number covers")
-    reason, _ = problems.most_common(1)[0]
-    return Skip(reason, ", ".join(f"{k}: {v}" for k, v in sorted(problems.items())))
+    return skip_for(problems)
