@@ -261,6 +261,7 @@ class FilterReport:
     seconds: float
     judge: dict[str, Any]
     agreement: dict[str, Any] | None = None  # with two judges: how often they agreed on keeping a sample
+    tasks: frozenset[str] = frozenset()  # the tasks of the samples read
 
 
 def _judged_row(judge_name: str, result: JudgeResult, near_dup_of: str | None) -> dict[str, Any]:
@@ -360,6 +361,7 @@ def filter_run(
     rejected: list[dict[str, Any]] = []
     judged_rows: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
+    tasks: set[str] = set()
     read = judged = 0
     for manifest_path in manifests:
         manifest_name = manifest_path.rsplit("/", 1)[-1]
@@ -428,6 +430,7 @@ def filter_run(
         keep_mask = []
         for row in base.to_pylist():
             read += 1
+            tasks.add(row["task"])
             if judge2 is not None:
                 judged_rows.append(row)
             reason = decision(row, thresholds.for_task(row["task"]), keep_near_dups, judge2 is not None)
@@ -469,6 +472,7 @@ def filter_run(
         seconds=seconds,
         judge=judge_record,
         agreement=agreement,
+        tasks=frozenset(tasks),
     )
 
 
@@ -663,6 +667,15 @@ def filter_command(
         for judge in judges:
             judge.close()
     console.print(f"[bold]{report.kept}[/] of {report.read} kept ({report.judged} judged now): {report.view}")
+    if thresholds.per_task:
+        # A thresholds file that leaves a task out (the calibrated one does, where no level of O keeps
+        # 90 % accepted pairs) keeps that task's samples at the command line's values, 0 unless given.
+        low = thresholds.default
+        for task in sorted(report.tasks - thresholds.per_task.keys()):
+            console.print(
+                f"  {task}: no threshold in the thresholds file, kept at min_sc {low.min_sc}, min_pq "
+                f"{low.min_pq}, min_o {low.min_o} (set one with --thresholds FILE)"
+            )
     for reason, n in sorted(report.dropped.items()):
         console.print(f"  dropped {n:6d}  {reason}")
     if report.agreement is not None:

@@ -108,7 +108,7 @@ def test_the_calibrated_thresholds_are_the_default(run_dir: Path) -> None:
     --thresholds none, puts the command line's values in charge of every task."""
     calibrated = yaml.safe_load(CALIBRATED_THRESHOLDS.read_text())
     assert calibrated["tone_transformation"]["min_o"] > 0
-    _filter(str(run_dir), "--view", "calibrated")
+    assert "no threshold" not in _filter(str(run_dir), "--view", "calibrated")
     meta = json.loads((run_dir / "views" / "calibrated" / "view.json").read_text())
     assert meta["thresholds"]["tone_transformation"]["min_o"] == calibrated["tone_transformation"]["min_o"]
     kept = set(_view_ids(run_dir, "calibrated"))
@@ -117,6 +117,21 @@ def test_the_calibrated_thresholds_are_the_default(run_dir: Path) -> None:
     _filter(str(run_dir), "--min-o", "1", "--view", "explicit")
     meta = json.loads((run_dir / "views" / "explicit" / "view.json").read_text())
     assert set(meta["thresholds"]) == {"default"} and meta["thresholds"]["default"]["min_o"] == 1
+
+
+def test_a_task_the_thresholds_file_leaves_out_is_named(run_dir: Path, tmp_path: Path) -> None:
+    """The run's tone pairs, filtered by a file with thresholds for removal only: they are kept at the
+    command line's values, and the user is told so."""
+    removal_only = tmp_path / "removal_only.yaml"
+    removal_only.write_text("subject_removal: {min_o: 9.5}\n")
+    output = _filter(str(run_dir), "--min-o", "0.5", "--thresholds", str(removal_only), "--view", "only")
+    assert (
+        "tone_transformation: no threshold in the thresholds file, kept at min_sc 0.0, min_pq 0.0, min_o 0.5"
+        in " ".join(output.split())
+    )
+    assert "subject_removal: no threshold" not in output
+    kept = set(_view_ids(run_dir, "only"))
+    assert kept == {r["id"] for r in _rows(run_dir) if r["o"] >= 0.5 and not r["near_dup_of"]}
 
 
 def test_new_thresholds_reuse_scores(run_dir: Path, tmp_path: Path) -> None:
