@@ -147,7 +147,7 @@ def main() -> None:
         )
     accepted = np.array([s.accepted for s in samples])
     kept, kept_accepted = _kept(samples, thresholds)
-    # A task with no threshold keeps nothing by default here (filter asks for --min-o there).
+    # A task with no threshold counts as keeping nothing here (filter keeps all its pairs, and says so).
     kept_mask = np.array([s.task in thresholds and s.o >= thresholds[s.task] for s in samples])
     rho = spearman(np.array([s.o for s in samples]), accepted.astype(float))
     kappa = cohen_kappa(kept_mask, accepted)
@@ -180,7 +180,8 @@ def main() -> None:
         missing = sorted(set(by_task) - set(thresholds))
         if missing:
             header += (
-                f"# No threshold of O reaches that on their labels, so no default (filter uses --min-o):\n"
+                "# No threshold of O reaches that on their labels, so none here (filter names them and\n"
+                "# keeps them at its --min-* values, 0 unless given):\n"
                 f"# {', '.join(missing)}.\n"
             )
         table = {task: {"min_o": value} for task, value in sorted(thresholds.items())}

@@ -669,7 +669,8 @@ def filter_command(
     console.print(f"[bold]{report.kept}[/] of {report.read} kept ({report.judged} judged now): {report.view}")
     if thresholds.per_task:
         # A thresholds file that leaves a task out (the calibrated one does, where no level of O keeps
-        # 90 % accepted pairs) keeps that task's samples at the command line's values, 0 unless given.
+        # 90 % accepted pairs) keeps that task's samples at the default: the file's own, else the --min-*
+        # values, 0 unless given.
         low = thresholds.default
         for task in sorted(report.tasks - thresholds.per_task.keys()):
             console.print(
